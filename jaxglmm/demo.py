@@ -1,0 +1,41 @@
+"""`python -m jaxglmm.demo`: fit lme4's sleepstudy (bundled) and print the priors and summary.
+
+    Reaction_ij | b_i ~ N(b_i1 + b_i2 Days_ij, sigma^2),   b_i ~ N_2(mu, D)
+"""
+from __future__ import annotations
+
+import time
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+from .model import GLMM
+
+
+def load_sleepstudy() -> pd.DataFrame:
+    """lme4's sleepstudy: Reaction (ms), Days of sleep deprivation, Subject (18 subjects)."""
+    with resources.files("jaxglmm").joinpath("data/sleepstudy.csv").open() as f:
+        return pd.read_csv(f)
+
+
+def main(chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0) -> None:
+    df = load_sleepstudy()
+    Z = np.column_stack([np.ones(len(df)), df["Days"].to_numpy()])
+    model = GLMM.from_arrays(df["Reaction"], Z, df["Subject"], z_names=["Intercept", "Days"])
+    print("sleepstudy: Reaction ~ Days + (1 + Days | Subject),", model)
+    print("priors (defaults scaled to the data):")
+    for name, prior in (("beta", model.priors.beta), ("mu", model.priors.mu),
+                        ("tau", model.priors.tau), ("omega", model.priors.omega)):
+        print(f"  {name:5s} ~ {prior}")
+    t0 = time.perf_counter()
+    fit = model.sample(chains=chains, warmup=warmup, draws=draws, seed=seed)
+    print(f"sampled {chains} chains x {draws} draws in {time.perf_counter() - t0:.1f} s "
+          f"(divergences: {fit.num_divergences})")
+    with pd.option_context("display.width", 140, "display.max_columns", 20,
+                           "display.float_format", "{:.4g}".format):
+        print(fit.summary())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Response families and their link functions.
+
+A family is a small frozen dataclass with one job: the log density of y given the linear
+predictor eta (and the precision tau = 1/phi where the family has a dispersion). Adding a family
+means writing one such object and registering it in ``FAMILIES``.
+
+All densities are written in terms of eta, not of the mean, so that the numerically stable
+forms (softplus, log_ndtr, exp of the log link) are used on the whole real line.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import gammaln, log_ndtr, ndtr
+
+Array = jax.Array
+
+INVERSE_LINKS = {
+    "identity": lambda eta: eta,
+    "log": jnp.exp,
+    "logit": jax.nn.sigmoid,
+    "probit": ndtr,
+    "cloglog": lambda eta: -jnp.expm1(-jnp.exp(eta)),
+}
+
+
+def _log_p_and_log_1mp(eta: Array, link: str) -> tuple[Array, Array]:
+    """log P(success) and log P(failure) for a binary link, stable for every eta. Shapes as eta."""
+    if link == "logit":
+        return -jax.nn.softplus(-eta), -jax.nn.softplus(eta)
+    if link == "probit":
+        return log_ndtr(eta), log_ndtr(-eta)
+    if link == "cloglog":
+        # p = 1 - exp(-exp(eta)):  log p = log(-expm1(-exp(eta))),  log(1 - p) = -exp(eta)
+        e = jnp.exp(eta)
+        return jnp.log(-jnp.expm1(-e)), -e
+    raise ValueError(f"link={link!r} is not a binary link")  # pragma: no cover - checked earlier
+
+
+def _first_bad_row(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+@dataclass(frozen=True)
+class Family:
+    """Interface of a response family (subclasses set the class variables).
+
+    Attributes:
+        link: name of the link function g, with E(y | b) = g^{-1}(eta).
+    """
+
+    link: str = ""
+    name: ClassVar[str] = ""
+    links: ClassVar[tuple[str, ...]] = ()
+    has_dispersion: ClassVar[bool] = False
+    has_trials: ClassVar[bool] = False
+
+    def __post_init__(self):
+        if not self.link:
+            object.__setattr__(self, "link", self.links[0])
+        if self.link not in self.links:
+            raise ValueError(
+                f"link={self.link!r} is not allowed for family {self.name!r}; "
+                f"choose one of {', '.join(map(repr, self.links))}."
+            )
+
+    def inverse_link(self, eta: Array) -> Array:
+        """Mean of y given eta, (n_obs,) -> (n_obs,); for binomial the mean per trial."""
+        return INVERSE_LINKS[self.link](eta)
+
+    def log_density(self, y: Array, eta: Array, tau: Array, trials: Array) -> Array:
+        """log p(y_ij | eta_ij, tau), each (n_obs,) (tau ()), -> (n_obs,)."""
+        raise NotImplementedError
+
+    def check_response(self, y: np.ndarray, trials: np.ndarray | None) -> None:
+        """Raise ValueError naming the first row of y (or trials) outside the support."""
+
+    def sample(self, key: Array, eta: Array, tau: Array, trials: Array) -> Array:
+        """One draw of y per element of eta (posterior predictive)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Gaussian(Family):
+    """y ~ N(g^{-1}(eta), 1/tau); identity link by default (the LMM)."""
+
+    name: ClassVar[str] = "gaussian"
+    links: ClassVar[tuple[str, ...]] = ("identity", "log")
+    has_dispersion: ClassVar[bool] = True
+
+    def log_density(self, y, eta, tau, trials):
+        resid = y - self.inverse_link(eta)
+        return 0.5 * jnp.log(tau) - 0.5 * jnp.log(2 * jnp.pi) - 0.5 * tau * resid**2
+
+    def sample(self, key, eta, tau, trials):
+        return self.inverse_link(eta) + jax.random.normal(key, eta.shape) / jnp.sqrt(tau)
+
+
+@dataclass(frozen=True)
+class Bernoulli(Family):
+    """y in {0, 1}, P(y = 1) = g^{-1}(eta); logit link by default."""
+
+    name: ClassVar[str] = "bernoulli"
+    links: ClassVar[tuple[str, ...]] = ("logit", "probit", "cloglog")
+
+    def log_density(self, y, eta, tau, trials):
+        log_p, log_q = _log_p_and_log_1mp(eta, self.link)
+        return jnp.where(y == 1, log_p, log_q)
+
+    def check_response(self, y, trials):
+        bad = (y != 0) & (y != 1)
+        if bad.any():
+            row = _first_bad_row(bad)
+            raise ValueError(
+                f"y: family 'bernoulli' needs 0/1 responses; row {row} has {y[row]!r}."
+            )
+
+    def sample(self, key, eta, tau, trials):
+        return jax.random.bernoulli(key, self.inverse_link(eta)).astype(eta.dtype)
+
+
+@dataclass(frozen=True)
+class Binomial(Family):
+    """y successes out of `trials`, success probability g^{-1}(eta); logit by default."""
+
+    name: ClassVar[str] = "binomial"
+    links: ClassVar[tuple[str, ...]] = ("logit", "probit", "cloglog")
+    has_trials: ClassVar[bool] = True
+
+    def log_density(self, y, eta, tau, trials):
+        log_p, log_q = _log_p_and_log_1mp(eta, self.link)
+        log_choose = gammaln(trials + 1) - gammaln(y + 1) - gammaln(trials - y + 1)
+        # (trials - y) * log_q with 0 * -inf -> 0 where all trials succeeded
+        return log_choose + y * log_p + jnp.where(trials - y > 0, (trials - y) * log_q, 0.0)
+
+    def check_response(self, y, trials):
+        if trials is None:
+            raise ValueError("trials: family 'binomial' needs the number of trials per row.")
+        bad = (trials < 1) | (trials != np.round(trials))
+        if bad.any():
+            row = _first_bad_row(bad)
+            raise ValueError(
+                f"trials: must be whole numbers >= 1; row {row} has {trials[row]!r}."
+            )
+        bad = (y < 0) | (y != np.round(y)) | (y > trials)
+        if bad.any():
+            row = _first_bad_row(bad)
+            raise ValueError(
+                f"y: family 'binomial' needs whole numbers 0 <= y <= trials; row {row} has "
+                f"y={y[row]!r} with trials={trials[row]!r}."
+            )
+
+    def sample(self, key, eta, tau, trials):
+        return jax.random.binomial(key, trials, self.inverse_link(eta)).astype(eta.dtype)
+
+
+@dataclass(frozen=True)
+class Poisson(Family):
+    """y counts with mean exp(eta) (log link)."""
+
+    name: ClassVar[str] = "poisson"
+    links: ClassVar[tuple[str, ...]] = ("log",)
+
+    def log_density(self, y, eta, tau, trials):
+        return y * eta - jnp.exp(eta) - gammaln(y + 1)
+
+    def check_response(self, y, trials):
+        bad = (y < 0) | (y != np.round(y))
+        if bad.any():
+            row = _first_bad_row(bad)
+            raise ValueError(
+                f"y: family 'poisson' needs non-negative whole counts; row {row} has {y[row]!r}."
+            )
+
+    def sample(self, key, eta, tau, trials):
+        return jax.random.poisson(key, jnp.exp(eta)).astype(eta.dtype)
+
+
+FAMILIES: dict[str, type[Family]] = {
+    cls.name: cls for cls in (Gaussian, Bernoulli, Binomial, Poisson)
+}
+
+
+def make_family(family: str | Family, link: str | None = None) -> Family:
+    """A Family from its name (and optional link), or the Family itself.
+
+    Raises:
+        ValueError: unknown family or a link the family does not allow.
+    """
+    if isinstance(family, Family):
+        if link is not None and link != family.link:
+            raise ValueError(
+                f"link={link!r} disagrees with the family object's link {family.link!r}."
+            )
+        return family
+    if not isinstance(family, str) or family.lower() not in FAMILIES:
+        raise ValueError(f"family={family!r} is unknown; choose one of {', '.join(FAMILIES)}.")
+    return FAMILIES[family.lower()](link or "")

@@ -1,0 +1,320 @@
+"""Prior specifications (DESIGN.md section 2), their defaults, and their log densities.
+
+    beta, mu : Flat()  or  Normal(loc, scale)      (independent elements, diagonal Sigma_0)
+    tau      : Gamma(c, d), d a number or d ~ Gamma(g, h)          (gaussian family only)
+    Omega    : Wishart(nu, S), S^{-1} = diag(gamma), gamma a number, a vector, or
+               gamma_j ~ Gamma(g_j, h_j) independently
+
+Specs are frozen dataclasses holding plain floats and tuples, so they are hashable and can be
+static arguments of jitted code. ``resolve_priors`` broadcasts a user's (possibly partial) spec
+to the model's sizes, fills the defaults scaled to the data, and checks every value.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Union
+
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import solve_triangular
+from jax.scipy.special import gammaln, multigammaln
+
+Number = Union[float, int]
+
+
+def _as_param(value, name: str):
+    """A float or a tuple of floats from a number or a 1-d array-like; checks finiteness."""
+    if isinstance(value, (Gamma,)):
+        return value
+    arr = np.asarray(value, dtype=float)
+    if arr.ndim > 1:
+        raise ValueError(f"{name}: must be a number or a vector, got shape {arr.shape}.")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: must be finite, got {value!r}.")
+    return float(arr) if arr.ndim == 0 else tuple(float(v) for v in arr)
+
+
+def _check_positive(value, name: str):
+    arr = np.atleast_1d(np.asarray(value, dtype=float))
+    if np.any(arr <= 0):
+        raise ValueError(f"{name}: must be > 0, got {value!r}.")
+
+
+@dataclass(frozen=True)
+class Flat:
+    """Improper flat prior p(x) ∝ 1 (allowed for beta and mu; the fit warns about it)."""
+
+
+@dataclass(frozen=True)
+class Normal:
+    """Independent normal prior N(loc, scale^2) per element; loc, scale numbers or vectors."""
+
+    loc: Number | tuple = 0.0
+    scale: Number | tuple = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "loc", _as_param(self.loc, "Normal.loc"))
+        object.__setattr__(self, "scale", _as_param(self.scale, "Normal.scale"))
+        _check_positive(self.scale, "Normal.scale")
+
+
+@dataclass(frozen=True)
+class Gamma:
+    """Gamma(shape, rate) prior, mean shape/rate. For tau the rate may itself be a Gamma
+    (the random hyperparameter d of the seed)."""
+
+    shape: Number | tuple = 1.0
+    rate: Number | tuple | "Gamma" = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", _as_param(self.shape, "Gamma.shape"))
+        _check_positive(self.shape, "Gamma.shape")
+        if isinstance(self.rate, Gamma):
+            if isinstance(self.rate.rate, Gamma):
+                raise ValueError("Gamma.rate: a random rate must have a fixed rate itself.")
+        else:
+            object.__setattr__(self, "rate", _as_param(self.rate, "Gamma.rate"))
+            _check_positive(self.rate, "Gamma.rate")
+
+    @property
+    def has_random_rate(self) -> bool:
+        return isinstance(self.rate, Gamma)
+
+
+@dataclass(frozen=True)
+class Wishart:
+    """Omega = D^{-1} ~ Wishart_q(df, S) with S^{-1} = diag(scale_inv_diag); E Omega = df * S.
+
+    scale_inv_diag (the seed's gamma_j) is a number, a vector of q numbers, or a Gamma(g, h)
+    (numbers or vectors) making every gamma_j a random hyperparameter.
+    """
+
+    df: Number = 1.0
+    scale_inv_diag: Number | tuple | Gamma = 1.0
+
+    def __post_init__(self):
+        df = _as_param(self.df, "Wishart.df")
+        if isinstance(df, tuple):
+            raise ValueError("Wishart.df: must be a number.")
+        object.__setattr__(self, "df", df)
+        _check_positive(df, "Wishart.df")
+        if isinstance(self.scale_inv_diag, Gamma):
+            if self.scale_inv_diag.has_random_rate:
+                raise ValueError("Wishart.scale_inv_diag: a Gamma here must have a fixed rate.")
+        else:
+            object.__setattr__(
+                self, "scale_inv_diag",
+                _as_param(self.scale_inv_diag, "Wishart.scale_inv_diag"))
+            _check_positive(self.scale_inv_diag, "Wishart.scale_inv_diag")
+
+    @property
+    def has_random_gamma(self) -> bool:
+        return isinstance(self.scale_inv_diag, Gamma)
+
+
+@dataclass(frozen=True)
+class Priors:
+    """The prior p(psi | hyper) = p(beta) p(mu) p(tau) p(Omega); None means the default."""
+
+    beta: Flat | Normal | None = None
+    mu: Flat | Normal | None = None
+    tau: Gamma | None = None
+    omega: Wishart | None = None
+    defaults: tuple = field(default=(), compare=False)  # names filled by the defaults
+
+    def __post_init__(self):
+        for name, kinds in (("beta", (Flat, Normal)), ("mu", (Flat, Normal)),
+                            ("tau", (Gamma,)), ("omega", (Wishart,))):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, kinds):
+                allowed = " or ".join(k.__name__ for k in kinds)
+                raise ValueError(f"priors.{name}: must be {allowed}, got {value!r}.")
+
+
+# ----------------------------------------------------------------------------- defaults
+
+
+def _broadcast(value, n: int, name: str) -> tuple:
+    arr = np.broadcast_to(np.asarray(value, dtype=float), (n,)) if np.ndim(value) == 0 \
+        else np.asarray(value, dtype=float)
+    if arr.shape != (n,):
+        raise ValueError(f"{name}: has {arr.size} values, the model needs {n}.")
+    return tuple(float(v) for v in arr)
+
+
+def _column_scales(M: np.ndarray, s: float, center: float, widen: float) -> tuple[list, list]:
+    """Prior loc and scale for each column: slopes N(0, 2.5 s / sd(x)); constant columns
+    (intercepts) N(center / c, widen / |c|)."""
+    locs, scales = [], []
+    for col in M.T:
+        sd = float(np.std(col))
+        if sd > 1e-12 * max(1.0, float(np.max(np.abs(col)))):
+            locs.append(0.0)
+            scales.append(2.5 * s / sd)
+        else:
+            c = float(col[0]) if col.size else 1.0
+            c = c if c != 0 else 1.0
+            locs.append(center / c)
+            scales.append(widen / abs(c))
+    return locs, scales
+
+
+def default_priors(y, X, Z, family, trials=None) -> Priors:
+    """Proper, weakly informative priors scaled to the data (documented in README "Priors").
+
+    With s = sd(y) and m = mean(y) for the gaussian identity link (s = 1, m = 0 on other links):
+      - slopes (non-constant columns of X or Z): N(0, (2.5 s / sd(x))^2);
+      - intercepts (constant columns): N(m, w^2), w = 5 s + sum over slope columns of
+        2.5 s |mean(x)| / sd(x), so that uncentred predictors cannot push the intercept,
+        which is the mean at x = 0, outside its prior;
+      - tau = 1/sigma^2 ~ Gamma(1, 0.005 var(y)): the seed's Gamma(1, 0.005) on standardised y;
+      - Omega ~ Wishart(q, S), S^{-1} = diag(gamma_j), gamma_j = 0.1 s_j^2, with s_j the scale
+        of column j (s for the constant column, s / sd(z_j) otherwise). For q = 1 this makes
+        sd(b) = sqrt(gamma) / |N(0, 1)| a priori: 90% between 0.16 s_j and 5 s_j.
+    """
+    y = np.asarray(y, dtype=float)
+    gaussian_identity = family.name == "gaussian" and family.link == "identity"
+    if gaussian_identity:
+        s = float(np.std(y)) or 1.0
+        m = float(np.mean(y))
+    else:
+        s, m = 1.0, 0.0
+    both = np.concatenate([X, Z], axis=1)
+    shift = 0.0
+    for col in both.T:
+        sd = float(np.std(col))
+        if sd > 1e-12 * max(1.0, float(np.max(np.abs(col)))):
+            shift += 2.5 * s * abs(float(np.mean(col))) / sd
+    widen = 5.0 * s + shift
+    bl, bs = _column_scales(X, s, m, widen)
+    ml, ms = _column_scales(Z, s, m, widen)
+    s_j = [s if np.std(Z[:, j]) == 0 else s / float(np.std(Z[:, j])) for j in range(Z.shape[1])]
+    q = Z.shape[1]
+    return Priors(
+        beta=Normal(bl, bs) if X.shape[1] else Flat(),
+        mu=Normal(ml, ms),
+        tau=Gamma(1.0, 0.005 * s**2) if family.has_dispersion else None,
+        omega=Wishart(float(q), tuple(0.1 * v**2 for v in s_j)),
+    )
+
+
+@dataclass(frozen=True)
+class ResolvedPriors:
+    """Priors broadcast to the model's sizes; every field concrete (hashable, static in jit).
+
+    beta, mu: None (flat) or (loc, scale) tuples of length p / q.
+    tau: None (no dispersion) or (c, d) with d a float or a (g, h) pair (random d).
+    omega_df: float; gamma: tuple of q floats, or ((g_1..g_q), (h_1..h_q)) when random.
+    """
+
+    beta: tuple | None
+    mu: tuple | None
+    tau: tuple | None
+    omega_df: float
+    gamma: tuple
+    random_d: bool
+    random_gamma: bool
+    spec: Priors  # the full spec as used (user values and filled defaults)
+
+
+def resolve_priors(priors: Priors | None, defaults: Priors, p: int, q: int,
+                   has_dispersion: bool) -> ResolvedPriors:
+    """Fill the user's spec with the defaults, broadcast it to (p, q), and check it.
+
+    Raises:
+        ValueError: wrong lengths, a tau prior for a family without dispersion, or
+            Wishart df <= q - 1.
+    """
+    priors = priors if priors is not None else Priors()
+    if not isinstance(priors, Priors):
+        raise ValueError(f"priors: must be a jaxglmm.Priors, got {type(priors).__name__}.")
+    filled = {}
+    used_defaults = []
+    for name in ("beta", "mu", "tau", "omega"):
+        value = getattr(priors, name)
+        if value is None:
+            value = getattr(defaults, name)
+            used_defaults.append(name)
+        filled[name] = value
+    if priors.tau is not None and not has_dispersion:
+        raise ValueError("priors.tau: this family has no dispersion parameter tau; leave it None.")
+    spec = replace(Priors(**filled), defaults=tuple(used_defaults))
+
+    def location_scale(prior, n, name):
+        if isinstance(prior, Flat) or n == 0:
+            return None
+        return (_broadcast(prior.loc, n, f"priors.{name}.loc"),
+                _broadcast(prior.scale, n, f"priors.{name}.scale"))
+
+    tau = None
+    random_d = False
+    if has_dispersion:
+        t = spec.tau
+        if isinstance(t.shape, tuple) or (not t.has_random_rate and isinstance(t.rate, tuple)):
+            raise ValueError("priors.tau: shape and rate must be numbers.")
+        if t.has_random_rate:
+            random_d = True
+            g, h = t.rate.shape, t.rate.rate
+            if isinstance(g, tuple) or isinstance(h, tuple):
+                raise ValueError("priors.tau.rate: the Gamma(g, h) of d takes numbers.")
+            tau = (t.shape, (g, h))
+        else:
+            tau = (t.shape, t.rate)
+
+    om = spec.omega
+    if om.df <= q - 1:
+        raise ValueError(f"priors.omega: Wishart df must exceed q - 1 = {q - 1}; got {om.df}.")
+    if om.has_random_gamma:
+        gamma = (_broadcast(om.scale_inv_diag.shape, q, "priors.omega.scale_inv_diag.shape"),
+                 _broadcast(om.scale_inv_diag.rate, q, "priors.omega.scale_inv_diag.rate"))
+    else:
+        gamma = _broadcast(om.scale_inv_diag, q, "priors.omega.scale_inv_diag")
+    return ResolvedPriors(
+        beta=location_scale(spec.beta, p, "beta"),
+        mu=location_scale(spec.mu, q, "mu"),
+        tau=tau, omega_df=om.df, gamma=gamma,
+        random_d=random_d, random_gamma=om.has_random_gamma, spec=spec,
+    )
+
+
+# ----------------------------------------------------------------------- log densities
+
+
+def normal_logpdf(x, loc, scale):
+    """Elementwise log N(x | loc, scale^2); broadcasting shapes."""
+    z = (x - loc) / scale
+    return -0.5 * z**2 - jnp.log(scale) - 0.5 * jnp.log(2 * jnp.pi)
+
+
+def gamma_logpdf(x, shape, rate):
+    """Elementwise log Gamma(x | shape, rate), density shape-1 power times exp(-rate x)."""
+    return shape * jnp.log(rate) - gammaln(shape) + (shape - 1) * jnp.log(x) - rate * x
+
+
+def wishart_logpdf_parts(logdet_omega, diag_omega, df, scale_inv_diag):
+    """log Wishart_q(Omega | df, S), S^{-1} = diag(scale_inv_diag), from log|Omega| (()) and
+    diag(Omega) ((q,)); scale_inv_diag (q,)."""
+    q = diag_omega.shape[-1]
+    log_det_s_inv = jnp.sum(jnp.log(scale_inv_diag))
+    return (0.5 * (df - q - 1) * logdet_omega
+            - 0.5 * jnp.sum(scale_inv_diag * diag_omega)
+            - 0.5 * df * q * jnp.log(2.0)
+            + 0.5 * df * log_det_s_inv
+            - multigammaln(0.5 * df, q))
+
+
+def wishart_logpdf(omega, df, scale_inv_diag):
+    """log Wishart_q(Omega | df, diag(1/scale_inv_diag)) of a (q, q) positive definite Omega."""
+    chol = jnp.linalg.cholesky(omega)
+    logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol)))
+    return wishart_logpdf_parts(logdet, jnp.diagonal(omega), df,
+                                jnp.broadcast_to(scale_inv_diag, (omega.shape[-1],)))
+
+
+def mvnormal_logpdf_chol(x, mean, chol):
+    """log N_q(x | mean, L L') for rows of x ((..., q)), L lower Cholesky factor (q, q)."""
+    q = chol.shape[-1]
+    resid = jnp.atleast_2d(x - mean)
+    white = solve_triangular(chol, resid.T, lower=True).T
+    return (-0.5 * jnp.sum(white**2, axis=-1) - jnp.sum(jnp.log(jnp.diagonal(chol)))
+            - 0.5 * q * jnp.log(2 * jnp.pi))

@@ -1,0 +1,128 @@
+"""The result of sampling: natural-scale draws, sample statistics and their summary."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import diagnostics
+
+SUMMARY_COLUMNS = ["mean", "sd", "5%", "50%", "95%", "mcse_mean", "ess_bulk", "ess_tail",
+                   "r_hat"]
+
+
+class SamplingWarning(UserWarning):
+    """Convergence trouble found after sampling (R-hat, ESS, divergences)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Fit:
+    """Draws on the natural scale with leading dims (chain, draw).
+
+    Attributes:
+        draws: "beta" (C, S, p), "mu" (C, S, q), "sigma" and "tau" (C, S) for gaussian,
+            "D" (C, S, q, q), "sd" (C, S, q), "corr" (C, S, q, q), "b" (C, S, N, q) in the
+            order of the sorted group labels; "d" (C, S) and "gamma" (C, S, q) when random.
+        sample_stats: "acceptance_rate", "diverging", "lp", "n_steps", and for NUTS
+            "tree_depth" and "energy", each (C, S).
+        model: the GLMM that was sampled.
+        info: method, parametrisation, sizes, seed and timings.
+        step_size: adapted step size per chain (C,).
+        inverse_mass_matrix: adapted inverse mass matrix per chain (C, d) or (C, d, d).
+    """
+
+    draws: dict
+    sample_stats: dict
+    model: Any
+    config: Any
+    info: dict
+    step_size: np.ndarray
+    inverse_mass_matrix: np.ndarray
+    last_state: Any = field(default=None, repr=False)
+
+    @property
+    def coords(self) -> dict:
+        """Names of the coefficients and group levels."""
+        a = self.model.arrays
+        return {"x_names": list(a.x_names), "z_names": list(a.z_names),
+                "groups": list(a.groups)}
+
+    @property
+    def num_divergences(self) -> int:
+        return int(np.sum(self.sample_stats["diverging"]))
+
+    def scalar_draws(self, include_b: bool = False) -> dict[str, np.ndarray]:
+        """Every scalar quantity as (C, S) draws, keyed by readable names such as
+        "beta[x1]", "mu[Intercept]", "D[Intercept,Days]", "corr[Intercept,Days]"."""
+        a, d = self.model.arrays, self.draws
+        z, q = a.z_names, len(a.z_names)
+        out: dict[str, np.ndarray] = {}
+        for j, name in enumerate(a.x_names):
+            out[f"beta[{name}]"] = d["beta"][..., j]
+        for j, name in enumerate(z):
+            out[f"mu[{name}]"] = d["mu"][..., j]
+        for name in ("sigma", "tau"):
+            if name in d:
+                out[name] = d[name]
+        for j in range(q):
+            for k in range(j, q):
+                out[f"D[{z[j]},{z[k]}]"] = d["D"][..., j, k]
+        for j in range(q):
+            out[f"sd[{z[j]}]"] = d["sd"][..., j]
+        for j in range(q):
+            for k in range(j + 1, q):
+                out[f"corr[{z[j]},{z[k]}]"] = d["corr"][..., j, k]
+        if "d" in d:
+            out["d"] = d["d"]
+        if "gamma" in d:
+            for j in range(q):
+                out[f"gamma[{z[j]}]"] = d["gamma"][..., j]
+        if include_b:
+            for i, g in enumerate(a.groups):
+                for j in range(q):
+                    out[f"b[{g},{z[j]}]"] = d["b"][..., i, j]
+        return out
+
+    def summary(self, include_b: bool = False, warn: bool = True) -> pd.DataFrame:
+        """Posterior summary: mean, sd, 5%, 50%, 95%, MCSE of the mean, bulk and tail ESS,
+        R-hat per quantity (rows named as in `scalar_draws`). Warns (SamplingWarning) on
+        R-hat > 1.01, bulk ESS < 100 per chain, or divergences."""
+        rows = {}
+        for name, x in self.scalar_draws(include_b).items():
+            x = np.asarray(x, dtype=float)
+            q05, q50, q95 = np.quantile(x, [0.05, 0.5, 0.95])
+            rows[name] = [x.mean(), x.std(ddof=1), q05, q50, q95,
+                          diagnostics.mcse_mean(x), diagnostics.ess_bulk(x),
+                          diagnostics.ess_tail(x), diagnostics.rhat(x)]
+        table = pd.DataFrame.from_dict(rows, orient="index", columns=SUMMARY_COLUMNS)
+        if warn:
+            for message in self._problems(table):
+                warnings.warn(message, SamplingWarning, stacklevel=2)
+        return table
+
+    def _problems(self, table: pd.DataFrame) -> list[str]:
+        out = []
+        chains = self.draws["mu"].shape[0]
+        bad = table.index[table["r_hat"] > 1.01].tolist()
+        if bad:
+            out.append(f"R-hat > 1.01 for {', '.join(bad)}: the chains disagree; run longer "
+                       "warmup/draws or reparametrise (centred=...).")
+        low = table.index[table["ess_bulk"] < 100 * chains].tolist()
+        if low:
+            out.append(f"bulk ESS below 100 per chain for {', '.join(low)}: estimates of "
+                       "these are noisy; draw more.")
+        n_div = self.num_divergences
+        if n_div:
+            out.append(f"{n_div} divergent transitions after warmup: the posterior may be "
+                       "biased. Raise target_accept (e.g. 0.95) or switch the "
+                       "parametrisation (centred=True when clusters are large and "
+                       "informative, non-centred otherwise).")
+        return out
+
+    def __repr__(self) -> str:
+        i = self.info
+        return (f"Fit({i['method']}, {i['parametrisation']}, chains={i['chains']}, "
+                f"draws={i['draws']}, divergences={self.num_divergences})")
