@@ -24,10 +24,8 @@ def main(chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0) 
     Z = np.column_stack([np.ones(len(df)), df["Days"].to_numpy()])
     model = GLMM.from_arrays(df["Reaction"], Z, df["Subject"], z_names=["Intercept", "Days"])
     print("sleepstudy: Reaction ~ Days + (1 + Days | Subject),", model)
-    print("priors (defaults scaled to the data):")
-    for name, prior in (("beta", model.priors.beta), ("mu", model.priors.mu),
-                        ("tau", model.priors.tau), ("omega", model.priors.omega)):
-        print(f"  {name:5s} ~ {prior}")
+    print("priors (defaults are scaled to the data):")
+    print("  " + model.describe_priors().replace("\n", "\n  "))
     t0 = time.perf_counter()
     fit = model.sample(chains=chains, warmup=warmup, draws=draws, seed=seed)
     print(f"sampled {chains} chains x {draws} draws in {time.perf_counter() - t0:.1f} s "

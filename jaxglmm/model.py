@@ -3,7 +3,7 @@ functions (log density, initial positions, constraining) and to sampling."""
 from __future__ import annotations
 
 import time
-from functools import partial
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +14,7 @@ from .density import ModelData, ModelSpec, log_posterior, natural_draw
 from .design import ArrayData, prepare_arrays
 from .families import Family, make_family
 from .parameters import n_chol
-from .priors import Priors, default_priors, resolve_priors
+from .priors import Flat, Priors, default_priors, describe_priors, resolve_priors
 from .results import Fit
 from .sampling import SamplerConfig, run_sampling, run_warmup
 
@@ -62,6 +62,12 @@ class GLMM:
                               centred=bool(centred), factor=factor)
         self.dtype = dtype
         self._init_loc, self._init_scale = self._init_box(defaults)
+        flat = [name for name in ("beta", "mu")
+                if isinstance(getattr(resolved.spec, name), Flat) and (p if name == "beta" else q)]
+        if flat:
+            warnings.warn(f"priors.{' and '.join(flat)}: flat (improper) prior; the posterior "
+                          "is proper only if the data identify these coefficients.",
+                          UserWarning, stacklevel=3)
 
     @classmethod
     def from_arrays(cls, y, Z, groups, X=None, family="gaussian", trials=None, offset=None,
@@ -98,6 +104,11 @@ class GLMM:
         """The priors used, user values and defaults filled in."""
         return self.spec.priors.spec
 
+    def describe_priors(self) -> str:
+        """The priors used, one line per block or coefficient, defaults marked."""
+        a = self.arrays
+        return "\n".join(describe_priors(self.spec.priors, a.x_names, a.z_names))
+
     def _data(self) -> ModelData:
         """Device arrays in the current precision."""
         a = self.arrays
@@ -123,7 +134,7 @@ class GLMM:
     def _init_box(self, defaults: Priors):
         """Centre and half-width of the box that initial positions are drawn from."""
         a, spec = self.arrays, self.spec
-        s = float(np.std(a.y)) or 1.0 if spec.family.name == "gaussian" else 1.0
+        s = (float(np.std(a.y)) or 1.0) if spec.family.name == "gaussian" else 1.0
         q = spec.q
         loc, scale = {}, {}
         if spec.p:

@@ -318,3 +318,41 @@ def mvnormal_logpdf_chol(x, mean, chol):
     white = solve_triangular(chol, resid.T, lower=True).T
     return (-0.5 * jnp.sum(white**2, axis=-1) - jnp.sum(jnp.log(jnp.diagonal(chol)))
             - 0.5 * q * jnp.log(2 * jnp.pi))
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}"
+
+
+def describe_priors(priors: ResolvedPriors, x_names, z_names) -> list[str]:
+    """One readable line per prior, e.g. "mu[Days] ~ Normal(0, 49.03)", with (default) where
+    the value was filled in from the data and "random" hyperparameters spelled out."""
+    tag = {name: " (default)" if name in priors.spec.defaults else ""
+           for name in ("beta", "mu", "tau", "omega")}
+    lines = []
+    for block, names, values in (("beta", x_names, priors.beta), ("mu", z_names, priors.mu)):
+        if not names:
+            continue
+        if values is None:
+            lines.append(f"{block} ~ Flat() (improper){tag[block]}")
+            continue
+        for name, loc, scale in zip(names, *values):
+            lines.append(f"{block}[{name}] ~ Normal({_fmt(loc)}, {_fmt(scale)}){tag[block]}")
+    if priors.tau is not None:
+        c, d = priors.tau
+        if priors.random_d:
+            lines.append(f"tau ~ Gamma({_fmt(c)}, d){tag['tau']},  d ~ Gamma({_fmt(d[0])}, "
+                         f"{_fmt(d[1])}) (random)")
+        else:
+            lines.append(f"tau ~ Gamma({_fmt(c)}, {_fmt(d)}){tag['tau']}")
+    if priors.random_gamma:
+        g, h = priors.gamma
+        hyper = ", ".join(f"gamma[{n}] ~ Gamma({_fmt(a)}, {_fmt(b)})"
+                          for n, a, b in zip(z_names, g, h))
+        lines.append(f"Omega ~ Wishart({_fmt(priors.omega_df)}, S), S^-1 = diag(gamma)"
+                     f"{tag['omega']},  {hyper} (random)")
+    else:
+        gamma = ", ".join(_fmt(v) for v in priors.gamma)
+        lines.append(f"Omega ~ Wishart({_fmt(priors.omega_df)}, S), S^-1 = diag({gamma})"
+                     f"{tag['omega']}")
+    return lines
