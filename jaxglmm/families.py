@@ -35,9 +35,13 @@ def _log_p_and_log_1mp(eta: Array, link: str) -> tuple[Array, Array]:
     if link == "probit":
         return log_ndtr(eta), log_ndtr(-eta)
     if link == "cloglog":
-        # p = 1 - exp(-exp(eta)):  log p = log(-expm1(-exp(eta))),  log(1 - p) = -exp(eta)
+        # p = 1 - exp(-exp(eta)):  log p = log(-expm1(-exp(eta))),  log(1 - p) = -exp(eta).
+        # exp(eta) underflows below eta ~ -745: there log p = eta - exp(eta)/2 + O(exp(2 eta));
+        # the clamp keeps the branch not taken (and its gradient) finite.
         e = jnp.exp(eta)
-        return jnp.log(-jnp.expm1(-e)), -e
+        e_safe = jnp.exp(jnp.maximum(eta, -20.0))
+        log_p = jnp.where(eta < -20.0, eta - 0.5 * e, jnp.log(-jnp.expm1(-e_safe)))
+        return log_p, -e
     raise ValueError(f"link={link!r} is not a binary link")  # pragma: no cover - checked earlier
 
 

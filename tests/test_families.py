@@ -1,0 +1,256 @@
+"""Each family's log density and inverse link against scipy.stats, stability at extreme eta,
+and the response checks (DESIGN.md section 8: each density piece equals scipy.stats)."""
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.special
+import scipy.stats
+
+from jaxglmm import make_family
+from jaxglmm.families import FAMILIES
+
+# inverse links computed in numpy/scipy, independently of jaxglmm.families.INVERSE_LINKS
+# scipy's oracle forms 1 - p from p, so it is only accurate where 1 - p is not tiny: random
+# eta stay in these ranges; the tails are checked against closed forms further down.
+ETA_RANGE = {"logit": (-3.0, 3.0), "probit": (-2.5, 2.5), "cloglog": (-3.0, 1.2)}
+
+NUMPY_INVERSE_LINKS = {
+    "identity": lambda eta: eta,
+    "log": np.exp,
+    "logit": scipy.special.expit,
+    "probit": scipy.stats.norm.cdf,
+    "cloglog": lambda eta: -np.expm1(-np.exp(eta)),
+}
+
+FAMILY_LINKS = [
+    ("gaussian", "identity"), ("gaussian", "log"),
+    ("bernoulli", "logit"), ("bernoulli", "probit"), ("bernoulli", "cloglog"),
+    ("binomial", "logit"), ("binomial", "probit"), ("binomial", "cloglog"),
+    ("poisson", "log"),
+]
+BINARY_LINKS = ["logit", "probit", "cloglog"]
+
+
+def _log_density(family, y, eta, tau=1.0, trials=None):
+    trials = np.ones_like(y) if trials is None else trials
+    return np.asarray(family.log_density(jnp.asarray(y), jnp.asarray(eta), jnp.asarray(tau),
+                                         jnp.asarray(trials)))
+
+
+def test_every_registered_family_is_covered():
+    covered = {name for name, _ in FAMILY_LINKS}
+    assert covered == set(FAMILIES)
+    for name in FAMILIES:
+        assert {link for fam, link in FAMILY_LINKS if fam == name} == set(FAMILIES[name].links)
+
+
+@pytest.mark.parametrize("name,link", FAMILY_LINKS)
+def test_default_link_is_canonical(name, link):
+    canonical = {"gaussian": "identity", "bernoulli": "logit", "binomial": "logit",
+                 "poisson": "log"}
+    assert make_family(name).link == canonical[name]
+
+
+@pytest.mark.parametrize("name,link", FAMILY_LINKS)
+def test_inverse_link_matches_numpy(name, link):
+    eta = np.random.default_rng(0).normal(scale=3.0, size=50)
+    eta = np.concatenate([eta, [-30.0, -5.0, 0.0, 5.0, 30.0]])
+    got = np.asarray(make_family(name, link).inverse_link(jnp.asarray(eta)))
+    np.testing.assert_allclose(got, NUMPY_INVERSE_LINKS[link](eta), rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("link", ["identity", "log"])
+@pytest.mark.parametrize("tau", [0.3, 1.0, 7.5])
+def test_gaussian_log_density_matches_scipy(link, tau):
+    rng = np.random.default_rng(1)
+    eta = rng.normal(size=40)
+    y = NUMPY_INVERSE_LINKS[link](eta) + rng.normal(size=40)
+    got = _log_density(make_family("gaussian", link), y, eta, tau)
+    want = scipy.stats.norm.logpdf(y, loc=NUMPY_INVERSE_LINKS[link](eta), scale=tau**-0.5)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("link", BINARY_LINKS)
+def test_bernoulli_log_density_matches_scipy(link):
+    rng = np.random.default_rng(2)
+    lo, hi = ETA_RANGE[link]
+    eta = np.concatenate([rng.uniform(lo, hi, size=60), [lo, 0.0, hi] * 2])
+    y = np.concatenate([rng.integers(0, 2, 60), [0] * 3 + [1] * 3]).astype(float)
+    got = _log_density(make_family("bernoulli", link), y, eta)
+    want = scipy.stats.bernoulli.logpmf(y, NUMPY_INVERSE_LINKS[link](eta))
+    # scipy forms 1 - p, losing ~1e-16 absolutely: hence the atol
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("link", BINARY_LINKS)
+def test_binomial_log_density_matches_scipy(link):
+    rng = np.random.default_rng(3)
+    n = 80
+    eta = rng.uniform(*ETA_RANGE[link], size=n)
+    trials = rng.integers(1, 12, n).astype(float)
+    y = np.floor(rng.uniform(size=n) * (trials + 1)).astype(float)
+    y[:5] = 0.0            # all failures
+    y[5:10] = trials[5:10]  # all successes
+    got = _log_density(make_family("binomial", link), y, eta, trials=trials)
+    want = scipy.stats.binom.logpmf(y, trials, NUMPY_INVERSE_LINKS[link](eta))
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)  # atol: see bernoulli
+
+
+def test_binomial_with_one_trial_equals_bernoulli():
+    rng = np.random.default_rng(4)
+    eta = rng.normal(size=30)
+    y = rng.integers(0, 2, 30).astype(float)
+    for link in BINARY_LINKS:
+        np.testing.assert_allclose(
+            _log_density(make_family("binomial", link), y, eta, trials=np.ones(30)),
+            _log_density(make_family("bernoulli", link), y, eta), rtol=1e-12)
+
+
+def test_poisson_log_density_matches_scipy():
+    rng = np.random.default_rng(5)
+    eta = rng.normal(scale=1.5, size=60)
+    y = rng.poisson(np.exp(eta)).astype(float)
+    y[:3] = [0.0, 0.0, 40.0]
+    got = _log_density(make_family("poisson"), y, eta)
+    want = scipy.stats.poisson.logpmf(y, np.exp(eta))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+# ------------------------------------------------------------------------- extreme eta
+
+
+def _extreme_case(name):
+    """y and trials covering the support's edges, each against eta = -30 and +30."""
+    eta = np.repeat([-30.0, 30.0], 2)
+    if name == "binomial":
+        return np.array([0.0, 5.0] * 2), eta, np.full(4, 5.0)
+    if name == "poisson":
+        return np.array([0.0, 3.0] * 2), eta, None
+    if name == "gaussian":
+        return np.array([-1.0, 2.0] * 2), eta, None
+    return np.array([0.0, 1.0] * 2), eta, None
+
+
+@pytest.mark.parametrize("name,link", FAMILY_LINKS)
+def test_log_density_at_eta_30_is_finite_and_matches_scipy(name, link):
+    family = make_family(name, link)
+    y, eta, trials = _extreme_case(name)
+    got = _log_density(family, y, eta, 2.0, trials)
+    assert np.all(np.isfinite(got)), got
+    mean = NUMPY_INVERSE_LINKS[link](eta)
+    if name == "gaussian":
+        want = scipy.stats.norm.logpdf(y, mean, 2.0**-0.5)
+    elif name == "poisson":
+        want = scipy.stats.poisson.logpmf(y, mean)
+    else:
+        # log P(y) in closed form with the stable tails of scipy (log_expit, log_ndtr) and
+        # the exact cloglog tails log(1 - p) = -exp(eta), log p = log(-expm1(-exp(eta))).
+        n = np.ones_like(y) if trials is None else trials
+        if link == "logit":
+            log_p, log_q = scipy.special.log_expit(eta), scipy.special.log_expit(-eta)
+        elif link == "probit":
+            log_p, log_q = scipy.special.log_ndtr(eta), scipy.special.log_ndtr(-eta)
+        else:
+            log_p, log_q = np.log(-np.expm1(-np.exp(eta))), -np.exp(eta)
+        log_choose = (scipy.special.gammaln(n + 1) - scipy.special.gammaln(y + 1)
+                      - scipy.special.gammaln(n - y + 1))
+        want = log_choose + y * log_p + np.where(n - y > 0, (n - y) * log_q, 0.0)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name,link", FAMILY_LINKS)
+@pytest.mark.parametrize("eta0", [-50.0, 50.0])
+def test_gradient_wrt_eta_is_finite_at_eta_50(name, link, eta0):
+    family = make_family(name, link)
+    y, _, trials = _extreme_case(name)
+    trials = jnp.ones(4) if trials is None else jnp.asarray(trials)
+    grad = jax.grad(lambda e: jnp.sum(family.log_density(jnp.asarray(y), e, 2.0, trials)))(
+        jnp.full(4, eta0))
+    assert np.all(np.isfinite(np.asarray(grad))), grad
+    value = family.log_density(jnp.asarray(y), jnp.full(4, eta0), 2.0, trials)
+    assert np.all(np.isfinite(np.asarray(value))), value
+
+
+@pytest.mark.parametrize("eta0", [-40.0, -200.0, -800.0])
+def test_cloglog_is_stable_for_very_negative_eta(eta0):
+    """p = 1 - exp(-exp(eta)) ~ exp(eta) as eta -> -inf: log p ~ eta, log(1 - p) ~ -exp(eta).
+    The module promises stable forms on the whole real line; exp(eta) underflows below
+    eta ~ -745 and log(-expm1(-0)) = -inf, with a NaN gradient that leaks into y = 0 rows
+    through jnp.where."""
+    e = np.exp(eta0)
+    for name in ("bernoulli", "binomial"):
+        family = make_family(name, "cloglog")
+        y = jnp.array([1.0, 0.0])
+        trials = jnp.ones(2)
+        got = np.asarray(family.log_density(y, jnp.full(2, eta0), 1.0, trials))
+        np.testing.assert_allclose(got, [eta0 - e / 2, -e], rtol=1e-12, atol=1e-300)
+        grad = jax.vmap(jax.grad(lambda eta, yy: family.log_density(yy, eta, 1.0, 1.0)))(
+            jnp.full(2, eta0), y)
+        # d/deta log p = e exp(-e) / (1 - exp(-e)) ~ 1,  d/deta log(1 - p) = -e
+        np.testing.assert_allclose(np.asarray(grad), [1.0, -e], rtol=1e-10, atol=1e-300)
+
+
+# --------------------------------------------------------------------- make_family
+
+
+def test_make_family_rejects_unknown_family():
+    with pytest.raises(ValueError, match="'negbin'"):
+        make_family("negbin")
+
+
+@pytest.mark.parametrize("name,bad_link", [("gaussian", "logit"), ("bernoulli", "log"),
+                                           ("binomial", "identity"), ("poisson", "probit"),
+                                           ("poisson", "sqrtx")])
+def test_make_family_rejects_unknown_link(name, bad_link):
+    with pytest.raises(ValueError, match=f"'{bad_link}'"):
+        make_family(name, bad_link)
+
+
+def test_make_family_accepts_object_and_rejects_disagreeing_link():
+    fam = make_family("binomial", "probit")
+    assert make_family(fam) is fam
+    assert make_family("Poisson").name == "poisson"
+    with pytest.raises(ValueError, match="'logit'"):
+        make_family(fam, "logit")
+
+
+# ------------------------------------------------------------------ check_response
+
+
+def _row_message(row):
+    return re.compile(rf"\brow {row}\b")  # "row 3", not "row 30"
+
+
+@pytest.mark.parametrize("bad", [2.0, -1.0, 0.5])
+def test_bernoulli_check_response_names_first_bad_row(bad):
+    y = np.array([0.0, 1.0, 1.0, bad, 0.0, bad])
+    with pytest.raises(ValueError, match=_row_message(3)):
+        make_family("bernoulli").check_response(y, None)
+    make_family("bernoulli").check_response(np.array([0.0, 1.0, 1.0]), None)
+
+
+@pytest.mark.parametrize("bad", [-1.0, 2.5])
+def test_poisson_check_response_names_first_bad_row(bad):
+    y = np.array([0.0, 3.0, bad, 7.0, bad])
+    with pytest.raises(ValueError, match=_row_message(2)):
+        make_family("poisson").check_response(y, None)
+    make_family("poisson").check_response(np.array([0.0, 3.0, 100.0]), None)
+
+
+def test_binomial_check_response_names_first_bad_row():
+    fam = make_family("binomial")
+    trials = np.array([3.0, 3.0, 3.0, 3.0, 3.0])
+    with pytest.raises(ValueError, match=_row_message(1)):
+        fam.check_response(np.array([0.0, 4.0, 3.0, 5.0, 1.0]), trials)  # y > trials
+    with pytest.raises(ValueError, match=_row_message(4)):
+        fam.check_response(np.array([0.0, 1.0, 3.0, 2.0, -1.0]), trials)  # y < 0
+    with pytest.raises(ValueError, match=_row_message(2)):
+        fam.check_response(np.zeros(5), np.array([3.0, 1.0, 0.0, 2.0, 0.0]))  # trials < 1
+    with pytest.raises(ValueError, match=_row_message(0)):
+        fam.check_response(np.zeros(5), np.array([1.5, 1.0, 2.0, 2.0, 2.0]))  # not whole
+    with pytest.raises(ValueError, match="trials"):
+        fam.check_response(np.zeros(5), None)
+    fam.check_response(np.array([0.0, 1.0, 3.0, 2.0, 3.0]), trials)
