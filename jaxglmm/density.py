@@ -176,14 +176,15 @@ def covariance(psi: Psi, spec: ModelSpec) -> Array:
     return L_inv.T @ L_inv
 
 
-def natural_draw(position: dict, spec: ModelSpec) -> dict:
+def natural_draw(position: dict, spec: ModelSpec, b: Array | None = None) -> dict:
     """One draw on the natural scale: beta, mu, tau (and sigma for gaussian), D, sd, corr, b,
-    and the random hyperparameters d, gamma."""
+    and the random hyperparameters d, gamma. `b` (N, q) is given when the position has none
+    (collapsed sampler)."""
     psi, _ = unpack(position, spec)
     D = covariance(psi, spec)
     sd, corr = cov_to_corr(D)
     out = {"mu": psi.mu, "D": D, "sd": sd, "corr": corr,
-           "b": random_effects(position, psi, spec)}
+           "b": random_effects(position, psi, spec) if b is None else b}
     if spec.p:
         out["beta"] = psi.beta
     if spec.family.has_dispersion:

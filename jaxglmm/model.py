@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from .density import ModelData, ModelSpec, log_posterior, natural_draw
+from . import collapsed
+from .density import ModelData, ModelSpec, log_posterior, natural_draw, unpack
 from .design import ArrayData, prepare_arrays
 from .families import Family, make_family
 from .parameters import n_chol
@@ -19,6 +20,7 @@ from .results import Fit
 from .sampling import SamplerConfig, run_sampling, run_warmup
 
 FACTORS = ("D", "omega")
+METHODS = ("auto", "joint", "collapsed")
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
@@ -179,12 +181,52 @@ class GLMM:
         sd, corr, b, and the random hyperparameters d, gamma."""
         return natural_draw(position, self.spec)
 
+    @property
+    def can_collapse(self) -> bool:
+        """Whether b can be integrated out exactly (gaussian family, identity link)."""
+        f = self.spec.family
+        return f.name == "gaussian" and f.link == "identity"
+
+    def _resolve_method(self, method: str) -> str:
+        if method not in METHODS:
+            raise ValueError(f"method={method!r} is unknown; choose one of "
+                             f"{', '.join(map(repr, METHODS))}.")
+        if method == "collapsed" and not self.can_collapse:
+            raise ValueError("method='collapsed': b can be integrated out only for the "
+                             "gaussian family with the identity link; use method='joint'.")
+        if method == "auto":
+            return "collapsed" if self.can_collapse else "joint"
+        return method
+
+    def _problem(self, method: str, template: dict):
+        """(data for the jitted code, unravel, make_logdensity, transform) of a method."""
+        spec = self.spec
+        _, unravel = ravel_pytree(template)
+        if method == "joint":
+            def make_logdensity(data):
+                return lambda x: log_posterior(unravel(x), data, spec)
+
+            def transform(x, data, key):
+                return natural_draw(unravel(x), spec)
+            return self._data(), unravel, make_logdensity, transform
+
+        stats = jax.jit(collapsed.sufficient_stats, static_argnums=1)(self._data(), spec.N)
+
+        def make_logdensity(stats):
+            return lambda x: collapsed.log_posterior_collapsed(unravel(x), stats, spec)
+
+        def transform(x, stats, key):
+            position = unravel(x)
+            psi, _ = unpack(position, spec)
+            return natural_draw(position, spec, b=collapsed.draw_b(key, psi, stats, spec))
+        return stats, unravel, make_logdensity, transform
+
     # ------------------------------------------------------------------------ sampling
 
     def sample(self, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed=0, *,
                kernel="nuts", target_accept: float | None = None, max_tree_depth: int = 10,
                dense_mass: bool = False, num_integration_steps: int = 32,
-               progress: bool = True, chunk: int = 50) -> Fit:
+               method: str = "auto", progress: bool = True, chunk: int = 50) -> Fit:
         """Run `chains` chains of window adaptation then `draws` draws, in one vmapped program.
 
         Args:
@@ -195,6 +237,9 @@ class GLMM:
             max_tree_depth: NUTS's maximum number of doublings.
             dense_mass: adapt a dense inverse mass matrix instead of a diagonal one.
             num_integration_steps: leapfrog steps per HMC transition.
+            method: "auto" (collapsed for gaussian identity models, else joint), "joint"
+                (b sampled with psi), or "collapsed" (b integrated out, drawn exactly
+                given psi for every kept draw).
             progress: show a progress bar when sampling takes more than two seconds.
             chunk: iterations per jitted chunk (progress and memory granularity).
         Returns:
@@ -209,18 +254,14 @@ class GLMM:
                                num_integration_steps=num_integration_steps)
         key = _as_key(seed)
         spec = self.spec
+        method = self._resolve_method(method)
+        latent = ("z", "b") if method == "collapsed" else ()
         with jax.enable_x64(self.dtype == "float64"):
-            data = self._data()
             init_key, warmup_key, sample_key = jax.random.split(key, 3)
-            _, unravel = ravel_pytree(self.initial_position(init_key))
-            x0 = jnp.stack([ravel_pytree(self.initial_position(k))[0]
-                            for k in jax.random.split(init_key, chains)])
-
-            def make_logdensity(data):
-                return lambda x: log_posterior(unravel(x), data, spec)
-
-            def transform(x, data):
-                return natural_draw(unravel(x), spec)
+            starts = [{k: v for k, v in self.initial_position(k_c).items() if k not in latent}
+                      for k_c in jax.random.split(init_key, chains)]
+            data, unravel, make_logdensity, transform = self._problem(method, starts[0])
+            x0 = jnp.stack([ravel_pytree(start)[0] for start in starts])
 
             t0 = time.perf_counter()
             state = run_warmup(make_logdensity, data, x0, jax.random.split(warmup_key, chains),
@@ -233,8 +274,8 @@ class GLMM:
             t2 = time.perf_counter()
         return Fit(
             draws=out, sample_stats=stats, model=self, config=config,
-            info={"method": "joint", "parametrisation": "centred" if spec.centred
-                  else "non-centred", "factor": spec.factor, "chains": chains,
+            info={"method": method, "parametrisation": "b integrated out"
+                  if method == "collapsed" else "centred" if spec.centred else "non-centred", "factor": spec.factor, "chains": chains,
                   "warmup": warmup, "draws": done, "seed": seed if isinstance(seed, int)
                   else None, "warmup_s": t1 - t0, "sampling_s": t2 - t1,
                   "dtype": self.dtype},

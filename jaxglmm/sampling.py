@@ -262,8 +262,9 @@ def run_sampling(make_logdensity: Callable, data, chain: ChainState, chain_keys:
     """Draw `num_draws` states per chain with the tuned kernel.
 
     Args:
-        transform: (x (d,), data) -> dict of arrays, applied to every kept state on the
-            device (the natural-scale draw), so only what is kept comes back to the host.
+        transform: (x (d,), data, key) -> dict of arrays, applied to every kept state on
+            the device (the natural-scale draw; the key serves draws of b given psi), so
+            only what is kept comes back to the host.
         start_step: index of the first step (keys are fold_in(key_c, start_step + t)).
     Returns:
         (draws: dict name -> (C, S, ...) numpy, stats: dict name -> (C, S) numpy,
@@ -280,12 +281,12 @@ def run_sampling(make_logdensity: Callable, data, chain: ChainState, chain_keys:
         def one_chain(state, step_size, imm, key):
             def body(state, xs):
                 t, active = xs
-                new_state, info = step(jax.random.fold_in(key, t), state, logdensity,
-                                       step_size, imm)
+                step_key, draw_key = jax.random.split(jax.random.fold_in(key, t))
+                new_state, info = step(step_key, state, logdensity, step_size, imm)
                 new_state = jax.tree.map(lambda a, b: jnp.where(active, a, b),
                                          new_state, state)
                 info["lp"] = new_state.logdensity
-                return new_state, (transform(new_state.position, data), info)
+                return new_state, (transform(new_state.position, data, draw_key), info)
             return jax.lax.scan(body, state, (t, active))
 
         return jax.vmap(one_chain)(states, step_size, imm, keys)
