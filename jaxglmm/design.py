@@ -83,6 +83,12 @@ def _encode_groups(groups, n: int) -> tuple[np.ndarray, tuple]:
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
         raise ValueError(f"groups: missing label at row {row}; every observation needs a group.")
+    is_str = labels.map(lambda v: isinstance(v, (str, bytes))).to_numpy()
+    if is_str.any() and not is_str.all():
+        row = int(np.flatnonzero(is_str != is_str[0])[0])
+        raise ValueError("groups: labels must be of one comparable type (all numbers or all "
+                         f"strings); row 0 has {labels[0]!r} but row {row} has "
+                         f"{labels[row]!r}.")
     try:
         codes, uniques = pd.factorize(labels, sort=True)
     except TypeError:

@@ -120,7 +120,8 @@ class Bernoulli(Family):
         if bad.any():
             row = _first_bad_row(bad)
             raise ValueError(
-                f"y: family 'bernoulli' needs 0/1 responses; row {row} has {y[row]!r}."
+                f"y: family 'bernoulli' needs 0/1 responses; row {row} has "
+                f"{y[row].item()!r}."
             )
 
     def sample(self, key, eta, tau, trials):
@@ -148,14 +149,14 @@ class Binomial(Family):
         if bad.any():
             row = _first_bad_row(bad)
             raise ValueError(
-                f"trials: must be whole numbers >= 1; row {row} has {trials[row]!r}."
+                f"trials: must be whole numbers >= 1; row {row} has {trials[row].item()!r}."
             )
         bad = (y < 0) | (y != np.round(y)) | (y > trials)
         if bad.any():
             row = _first_bad_row(bad)
             raise ValueError(
                 f"y: family 'binomial' needs whole numbers 0 <= y <= trials; row {row} has "
-                f"y={y[row]!r} with trials={trials[row]!r}."
+                f"y={y[row].item()!r} with trials={trials[row].item()!r}."
             )
 
     def sample(self, key, eta, tau, trials):
@@ -177,7 +178,8 @@ class Poisson(Family):
         if bad.any():
             row = _first_bad_row(bad)
             raise ValueError(
-                f"y: family 'poisson' needs non-negative whole counts; row {row} has {y[row]!r}."
+                f"y: family 'poisson' needs non-negative whole counts; row {row} has "
+                f"{y[row].item()!r}."
             )
 
     def sample(self, key, eta, tau, trials):

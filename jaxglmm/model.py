@@ -263,22 +263,27 @@ class GLMM:
             data, unravel, make_logdensity, transform = self._problem(method, starts[0])
             x0 = jnp.stack([ravel_pytree(start)[0] for start in starts])
 
+            timings: dict = {"compile_s": 0.0}
             t0 = time.perf_counter()
             state = run_warmup(make_logdensity, data, x0, jax.random.split(warmup_key, chains),
-                               warmup, config, progress=progress, chunk=chunk)
+                               warmup, config, progress=progress, chunk=chunk, timings=timings)
             jax.block_until_ready(state.step_size)
             t1 = time.perf_counter()
+            compile_warmup = timings["compile_s"]
             out, stats, last, done = run_sampling(
                 make_logdensity, data, state, jax.random.split(sample_key, chains), draws,
-                config, transform, progress=progress, chunk=chunk)
+                config, transform, progress=progress, chunk=chunk, timings=timings)
             t2 = time.perf_counter()
+        compile_sampling = timings["compile_s"] - compile_warmup
+        parametrisation = ("b integrated out" if method == "collapsed"
+                           else "centred" if spec.centred else "non-centred")
+        info = {"method": method, "parametrisation": parametrisation, "factor": spec.factor,
+                "chains": chains, "warmup": warmup, "draws": done,
+                "seed": seed if isinstance(seed, int) else None, "dtype": self.dtype,
+                "compile_s": timings["compile_s"], "warmup_s": t1 - t0 - compile_warmup,
+                "sampling_s": t2 - t1 - compile_sampling}
         return Fit(
-            draws=out, sample_stats=stats, model=self, config=config,
-            info={"method": method, "parametrisation": "b integrated out"
-                  if method == "collapsed" else "centred" if spec.centred else "non-centred", "factor": spec.factor, "chains": chains,
-                  "warmup": warmup, "draws": done, "seed": seed if isinstance(seed, int)
-                  else None, "warmup_s": t1 - t0, "sampling_s": t2 - t1,
-                  "dtype": self.dtype},
+            draws=out, sample_stats=stats, model=self, config=config, info=info,
             step_size=np.asarray(last.step_size),
             inverse_mass_matrix=np.asarray(last.inverse_mass_matrix),
             last_state=last,

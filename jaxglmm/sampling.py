@@ -12,6 +12,7 @@ than as compile-time constants.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
@@ -174,6 +175,16 @@ def _chunks(total: int, target: int) -> tuple[int, int]:
     return n_chunks, math.ceil(total / n_chunks)
 
 
+def _compiled(fn, timings: dict | None, name: str, *args):
+    """Ahead-of-time compile `fn` (a jitted function) for `args`; add the seconds spent to
+    timings[name] so that compile and run times are reported apart."""
+    t0 = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    if timings is not None:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+    return compiled
+
+
 def _progress(total: int, enabled: bool, desc: str):
     if not enabled:
         return None
@@ -182,7 +193,8 @@ def _progress(total: int, enabled: bool, desc: str):
 
 
 def run_warmup(make_logdensity: Callable, data, x0: Array, chain_keys: Array, num_warmup: int,
-               config: SamplerConfig, progress: bool = False, chunk: int = 50) -> ChainState:
+               config: SamplerConfig, progress: bool = False, chunk: int = 50,
+               timings: dict | None = None) -> ChainState:
     """Adapt step size and mass matrix for every chain.
 
     Args:
@@ -191,6 +203,7 @@ def run_warmup(make_logdensity: Callable, data, x0: Array, chain_keys: Array, nu
         x0: initial flat positions (C, d).
         chain_keys: one key per chain (C, key).
         num_warmup: number of warmup iterations.
+        timings: if given, timings["compile_s"] accumulates the compile seconds.
     Returns:
         ChainState after warmup (leading axis C).
     """
@@ -239,6 +252,8 @@ def run_warmup(make_logdensity: Callable, data, x0: Array, chain_keys: Array, nu
         return states, ws
 
     carry = start(x0, data)
+    args = (carry, data, chain_keys, jnp.arange(k), stage[:k], window_end[:k], active[:k])
+    chunk_fn = _compiled(chunk_fn, timings, "compile_s", *args)
     bar = _progress(num_warmup, progress, "warmup")
     try:
         for c in range(n_chunks):
@@ -258,7 +273,8 @@ def run_warmup(make_logdensity: Callable, data, x0: Array, chain_keys: Array, nu
 
 def run_sampling(make_logdensity: Callable, data, chain: ChainState, chain_keys: Array,
                  num_draws: int, config: SamplerConfig, transform: Callable,
-                 progress: bool = False, chunk: int = 50, start_step: int = 0):
+                 progress: bool = False, chunk: int = 50, start_step: int = 0,
+                 timings: dict | None = None):
     """Draw `num_draws` states per chain with the tuned kernel.
 
     Args:
@@ -266,6 +282,7 @@ def run_sampling(make_logdensity: Callable, data, chain: ChainState, chain_keys:
             the device (the natural-scale draw; the key serves draws of b given psi), so
             only what is kept comes back to the host.
         start_step: index of the first step (keys are fold_in(key_c, start_step + t)).
+        timings: if given, timings["compile_s"] accumulates the compile seconds.
     Returns:
         (draws: dict name -> (C, S, ...) numpy, stats: dict name -> (C, S) numpy,
          last ChainState, number of draws finished).
@@ -295,6 +312,9 @@ def run_sampling(make_logdensity: Callable, data, chain: ChainState, chain_keys:
     stats: dict[str, list] = {}
     states = chain.state
     done = 0
+    t = jnp.arange(start_step, start_step + k)
+    chunk_fn = _compiled(chunk_fn, timings, "compile_s", states, data, chain.step_size,
+                         chain.inverse_mass_matrix, chain_keys, t, active[:k])
     bar = _progress(num_draws, progress, "sampling")
     try:
         for c in range(n_chunks):
