@@ -2,7 +2,6 @@
 functions (log density, initial positions, constraining) and to sampling."""
 from __future__ import annotations
 
-import time
 import warnings
 
 import jax
@@ -17,7 +16,7 @@ from .families import Family, make_family
 from .parameters import n_chol
 from .priors import Flat, Priors, default_priors, describe_priors, resolve_priors
 from .results import Fit
-from .sampling import SamplerConfig, run_sampling, run_warmup
+from .sampling import SamplerConfig, sample_chains
 
 FACTORS = ("D", "omega")
 METHODS = ("auto", "joint", "collapsed")
@@ -263,25 +262,17 @@ class GLMM:
             data, unravel, make_logdensity, transform = self._problem(method, starts[0])
             x0 = jnp.stack([ravel_pytree(start)[0] for start in starts])
 
-            timings: dict = {"compile_s": 0.0}
-            t0 = time.perf_counter()
-            state = run_warmup(make_logdensity, data, x0, jax.random.split(warmup_key, chains),
-                               warmup, config, progress=progress, chunk=chunk, timings=timings)
-            jax.block_until_ready(state.step_size)
-            t1 = time.perf_counter()
-            compile_warmup = timings["compile_s"]
-            out, stats, last, done = run_sampling(
-                make_logdensity, data, state, jax.random.split(sample_key, chains), draws,
-                config, transform, progress=progress, chunk=chunk, timings=timings)
-            t2 = time.perf_counter()
-        compile_sampling = timings["compile_s"] - compile_warmup
+            timings: dict = {}
+            out, stats, last, done = sample_chains(
+                make_logdensity, transform, data, x0, jax.random.split(warmup_key, chains),
+                jax.random.split(sample_key, chains), warmup, draws, config,
+                cache_key=(spec, method), progress=progress, chunk=chunk, timings=timings)
         parametrisation = ("b integrated out" if method == "collapsed"
                            else "centred" if spec.centred else "non-centred")
         info = {"method": method, "parametrisation": parametrisation, "factor": spec.factor,
                 "chains": chains, "warmup": warmup, "draws": done,
                 "seed": seed if isinstance(seed, int) else None, "dtype": self.dtype,
-                "compile_s": timings["compile_s"], "warmup_s": t1 - t0 - compile_warmup,
-                "sampling_s": t2 - t1 - compile_sampling}
+                **timings}
         return Fit(
             draws=out, sample_stats=stats, model=self, config=config, info=info,
             step_size=np.asarray(last.step_size),

@@ -6,14 +6,19 @@ allocated chunk by chunk, and an interrupt keeps what was finished. The random k
 of chain c is fold_in(key_c, t): the draws do not depend on the chunking.
 
 The sampler sees a flat vector x (d,) of unconstrained parameters; `make_logdensity(data)`
-builds its log density inside the jitted functions so that the data enter as arguments rather
-than as compile-time constants.
+builds its log density inside the jitted function so that the data enter as arguments rather
+than as compile-time constants. Warmup and sampling share ONE compiled chunk function (an
+`adapting` flag switches the adaptation off), and compiled chunks are kept in a small cache
+keyed by what determines the program (model spec, method, sampler settings, shapes), so a
+second `sample` of the same model, or of the same model on other data of the same sizes,
+does not compile again.
 """
 from __future__ import annotations
 
 import math
 import time
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
@@ -85,11 +90,18 @@ class WarmupState(NamedTuple):
 
 
 class ChainState(NamedTuple):
-    """Where a chain stands after warmup or sampling: the BlackJAX state and its tuning."""
+    """Where the chains stand: BlackJAX states and adaptation states, leading axis C."""
 
-    state: Any                   # HMCState or MALAState, leaves with a leading chain axis
-    step_size: Array             # (C,)
-    inverse_mass_matrix: Array   # (C, d) or (C, d, d)
+    state: Any          # HMCState or MALAState
+    warmup: WarmupState  # step_size (C,), inverse_mass_matrix (C, d) or (C, d, d)
+
+    @property
+    def step_size(self) -> Array:
+        return self.warmup.step_size
+
+    @property
+    def inverse_mass_matrix(self) -> Array:
+        return self.warmup.inverse_mass_matrix
 
 
 def _kernel_fns(config: SamplerConfig):
@@ -167,177 +179,189 @@ def _warmup_fns(config: SamplerConfig):
     return init, update, final
 
 
-def _chunks(total: int, target: int) -> tuple[int, int]:
-    """(number of chunks, chunk length) covering `total` steps with little padding."""
-    if total <= 0:
-        return 0, 0
-    n_chunks = max(1, math.ceil(total / target))
-    return n_chunks, math.ceil(total / n_chunks)
-
-
-def _compiled(fn, timings: dict | None, name: str, *args):
-    """Ahead-of-time compile `fn` (a jitted function) for `args`; add the seconds spent to
-    timings[name] so that compile and run times are reported apart."""
-    t0 = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    if timings is not None:
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
-    return compiled
+def _chunk_length(num_warmup: int, num_draws: int, target: int) -> int:
+    """Scan length shared by both phases: at most `target`, no longer than either phase."""
+    return max(1, min(target, max(num_warmup, num_draws)))
 
 
 def _progress(total: int, enabled: bool, desc: str):
-    if not enabled:
+    if not enabled or total == 0:
         return None
     from tqdm.auto import tqdm
     return tqdm(total=total, desc=desc, delay=2.0, leave=False)
 
 
-def run_warmup(make_logdensity: Callable, data, x0: Array, chain_keys: Array, num_warmup: int,
-               config: SamplerConfig, progress: bool = False, chunk: int = 50,
-               timings: dict | None = None) -> ChainState:
-    """Adapt step size and mass matrix for every chain.
+def _make_chunk_fn(make_logdensity: Callable, transform: Callable, config: SamplerConfig):
+    """The jitted chunk: `k` steps of every chain (vmapped), adapting or not.
 
-    Args:
-        make_logdensity: data -> (x (d,) -> ()) log density of the flat position.
-        data: pytree of arrays passed into the jitted code.
-        x0: initial flat positions (C, d).
-        chain_keys: one key per chain (C, key).
-        num_warmup: number of warmup iterations.
-        timings: if given, timings["compile_s"] accumulates the compile seconds.
-    Returns:
-        ChainState after warmup (leading axis C).
+    (states, ws, data, keys (C,), t (k,), stage (k,), window_end (k,), active (k,), adapting ())
+        -> ((states, ws), (kept: dict of (C, k, ...), stats: dict of (C, k)))
     """
-    init_kernel, step = _kernel_fns(config)
-    ws_init, ws_update, ws_final = _warmup_fns(config)
-    C, d = x0.shape
-    if num_warmup == 0:
-        eye = jnp.ones((C, d), x0.dtype) if not config.dense_mass else \
-            jnp.broadcast_to(jnp.eye(d, dtype=x0.dtype), (C, d, d))
-        state = jax.jit(jax.vmap(lambda x, data: init_kernel(x, make_logdensity(data)),
-                                 in_axes=(0, None)))(x0, data)
-        return ChainState(state, jnp.full((C,), 0.1, x0.dtype), eye)
+    _, step = _kernel_fns(config)
+    _, ws_update, _ = _warmup_fns(config)
 
-    schedule = np.asarray(build_schedule(num_warmup), dtype=np.int32)  # (T, 2)
-    n_chunks, k = _chunks(num_warmup, chunk)
-    pad = n_chunks * k - num_warmup
-    stage = np.concatenate([schedule[:, 0], np.zeros(pad, np.int32)])
-    window_end = np.concatenate([schedule[:, 1], np.zeros(pad, np.int32)]).astype(bool)
-    active = np.arange(n_chunks * k) < num_warmup
-
-    @jax.jit
-    def start(x0, data):
-        logdensity = make_logdensity(data)
-        states = jax.vmap(lambda x: init_kernel(x, logdensity))(x0)
-        ws = jax.vmap(lambda _: ws_init(d, 1.0, x0.dtype))(jnp.arange(C))
-        return states, ws
-
-    @jax.jit
-    def chunk_fn(carry, data, keys, t, stage, window_end, active):
+    def chunk(states, ws, data, keys, t, stage, window_end, active, adapting):
         logdensity = make_logdensity(data)
 
         def one_chain(state, ws, key):
             def body(carry, xs):
                 state, ws = carry
                 t, stage, window_end, active = xs
-                new_state, info = step(jax.random.fold_in(key, t), state, logdensity,
-                                       ws.step_size, ws.inverse_mass_matrix)
+                step_key, draw_key = jax.random.split(jax.random.fold_in(key, t))
+                new_state, info = step(step_key, state, logdensity, ws.step_size,
+                                       ws.inverse_mass_matrix)
                 new_ws = ws_update(ws, stage, window_end, new_state.position,
                                    info["acceptance_rate"])
+                new_ws = jax.tree.map(lambda a, b: jnp.where(adapting, a, b), new_ws, ws)
                 new = jax.tree.map(lambda a, b: jnp.where(active, a, b),
                                    (new_state, new_ws), (state, ws))
-                return new, info["diverging"]
+                info["lp"] = new[0].logdensity
+                return new, (transform(new[0].position, data, draw_key), info)
             return jax.lax.scan(body, (state, ws), (t, stage, window_end, active))
 
-        (states, ws), _ = jax.vmap(one_chain)(carry[0], carry[1], keys)
-        return states, ws
+        return jax.vmap(one_chain)(states, ws, keys)
 
-    carry = start(x0, data)
-    args = (carry, data, chain_keys, jnp.arange(k), stage[:k], window_end[:k], active[:k])
-    chunk_fn = _compiled(chunk_fn, timings, "compile_s", *args)
-    bar = _progress(num_warmup, progress, "warmup")
-    try:
-        for c in range(n_chunks):
-            sl = slice(c * k, (c + 1) * k)
-            carry = chunk_fn(carry, data, chain_keys, jnp.arange(c * k, (c + 1) * k),
-                             stage[sl], window_end[sl], active[sl])
-            if bar is not None:
-                jax.block_until_ready(carry[1].step_size)
-                bar.update(int(active[sl].sum()))
-    finally:
-        if bar is not None:
-            bar.close()
-    states, ws = carry
-    step_size, imm = jax.vmap(ws_final)(ws)
-    return ChainState(states, step_size, imm)
+    return jax.jit(chunk)
 
 
-def run_sampling(make_logdensity: Callable, data, chain: ChainState, chain_keys: Array,
-                 num_draws: int, config: SamplerConfig, transform: Callable,
-                 progress: bool = False, chunk: int = 50, start_step: int = 0,
-                 timings: dict | None = None):
-    """Draw `num_draws` states per chain with the tuned kernel.
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_SIZE = 8
 
-    Args:
-        transform: (x (d,), data, key) -> dict of arrays, applied to every kept state on
-            the device (the natural-scale draw; the key serves draws of b given psi), so
-            only what is kept comes back to the host.
-        start_step: index of the first step (keys are fold_in(key_c, start_step + t)).
-        timings: if given, timings["compile_s"] accumulates the compile seconds.
-    Returns:
-        (draws: dict name -> (C, S, ...) numpy, stats: dict name -> (C, S) numpy,
-         last ChainState, number of draws finished).
-    """
-    _, step = _kernel_fns(config)
-    n_chunks, k = _chunks(num_draws, chunk)
-    active = np.arange(n_chunks * k) < num_draws
 
-    @jax.jit
-    def chunk_fn(states, data, step_size, imm, keys, t, active):
-        logdensity = make_logdensity(data)
+def _shapes(tree) -> tuple:
+    leaves, treedef = jax.tree.flatten(tree)
+    return (treedef, tuple((np.shape(x), jnp.result_type(x)) for x in leaves))
 
-        def one_chain(state, step_size, imm, key):
-            def body(state, xs):
-                t, active = xs
-                step_key, draw_key = jax.random.split(jax.random.fold_in(key, t))
-                new_state, info = step(step_key, state, logdensity, step_size, imm)
-                new_state = jax.tree.map(lambda a, b: jnp.where(active, a, b),
-                                         new_state, state)
-                info["lp"] = new_state.logdensity
-                return new_state, (transform(new_state.position, data, draw_key), info)
-            return jax.lax.scan(body, state, (t, active))
 
-        return jax.vmap(one_chain)(states, step_size, imm, keys)
+def _compiled_chunk(cache_key, make_logdensity, transform, config, args,
+                    timings: dict | None):
+    """The compiled chunk for `args`, from the cache or compiled now (seconds added to
+    timings["compile_s"]). `cache_key` must determine make_logdensity and transform."""
+    key = None if cache_key is None else (cache_key, config, _shapes(args),
+                                          bool(jax.config.jax_enable_x64))
+    if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    t0 = time.perf_counter()
+    compiled = _make_chunk_fn(make_logdensity, transform, config).lower(*args).compile()
+    if timings is not None:
+        timings["compile_s"] = timings.get("compile_s", 0.0) + time.perf_counter() - t0
+    if key is not None:
+        _CACHE[key] = compiled
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return compiled
 
-    draws: dict[str, list] = {}
+
+def _run_phase(compiled, states, ws, data, keys, num_steps: int, k: int, start_step: int,
+               schedule, adapting: bool, keep: bool, bar):
+    """Run `num_steps` steps in chunks of `k`. Returns states, ws, kept draws and stats as
+    lists of numpy chunks (when keep), and the number of steps done (an interrupt stops early
+    between chunks only when keep is True; during warmup it propagates)."""
+    n_chunks = math.ceil(num_steps / k) if num_steps else 0
+    total = n_chunks * k
+    active = np.arange(total) < num_steps
+    if schedule is None:
+        stage = np.zeros(total, np.int32)
+        window_end = np.zeros(total, bool)
+    else:
+        pad = total - num_steps
+        stage = np.concatenate([schedule[:, 0], np.zeros(pad, np.int32)]).astype(np.int32)
+        window_end = np.concatenate([schedule[:, 1], np.zeros(pad, np.int32)]).astype(bool)
+    kept: dict[str, list] = {}
     stats: dict[str, list] = {}
-    states = chain.state
     done = 0
-    t = jnp.arange(start_step, start_step + k)
-    chunk_fn = _compiled(chunk_fn, timings, "compile_s", states, data, chain.step_size,
-                         chain.inverse_mass_matrix, chain_keys, t, active[:k])
-    bar = _progress(num_draws, progress, "sampling")
+    adapting = np.asarray(adapting)
     try:
         for c in range(n_chunks):
             sl = slice(c * k, (c + 1) * k)
-            t = jnp.arange(start_step + c * k, start_step + (c + 1) * k)
-            states, (kept, info) = chunk_fn(states, data, chain.step_size,
-                                            chain.inverse_mass_matrix, chain_keys, t,
-                                            active[sl])
+            t = np.arange(start_step + c * k, start_step + (c + 1) * k)
+            (states, ws), (draws, info) = compiled(states, ws, data, keys, t, stage[sl],
+                                                   window_end[sl], active[sl], adapting)
             n_active = int(active[sl].sum())
-            for name, value in kept.items():
-                draws.setdefault(name, []).append(np.asarray(value[:, :n_active]))
-            for name, value in info.items():
-                stats.setdefault(name, []).append(np.asarray(value[:, :n_active]))
+            if keep:
+                for name, value in draws.items():
+                    kept.setdefault(name, []).append(np.asarray(value[:, :n_active]))
+                for name, value in info.items():
+                    stats.setdefault(name, []).append(np.asarray(value[:, :n_active]))
+            else:
+                jax.block_until_ready(ws.step_size)
             done += n_active
             if bar is not None:
                 bar.update(n_active)
     except KeyboardInterrupt:
+        if not keep:
+            raise
         warnings.warn(f"sampling interrupted: returning the {done} draws per chain finished "
-                      "so far.", RuntimeWarning, stacklevel=3)
+                      "so far.", RuntimeWarning, stacklevel=4)
+    return states, ws, kept, stats, done
+
+
+def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Array,
+                  warmup_keys: Array, sample_keys: Array, num_warmup: int, num_draws: int,
+                  config: SamplerConfig, *, cache_key=None, progress: bool = False,
+                  chunk: int = 50, timings: dict | None = None):
+    """Warm up and sample every chain.
+
+    Args:
+        make_logdensity: data -> (x (d,) -> ()) log density of the flat position.
+        transform: (x (d,), data, key) -> dict of arrays kept per draw (the natural-scale draw;
+            the key serves draws of b given psi); computed on the device.
+        data: pytree of arrays passed into the jitted code.
+        x0: initial flat positions (C, d).
+        warmup_keys, sample_keys: one key per chain (C,) for each phase; step t of chain c
+            uses fold_in(key_c, t).
+        num_warmup, num_draws: iterations of each phase.
+        cache_key: hashable value that determines make_logdensity and transform, for the
+            compile cache (None: no caching).
+        timings: if given, filled with compile_s, warmup_s, sampling_s.
+    Returns:
+        (draws: dict name -> (C, S, ...) numpy, stats: dict name -> (C, S) numpy,
+         ChainState after the last draw, number of draws finished per chain).
+    """
+    init_kernel, _ = _kernel_fns(config)
+    ws_init, _, ws_final = _warmup_fns(config)
+    timings = {} if timings is None else timings
+    timings.setdefault("compile_s", 0.0)
+    C, d = x0.shape
+
+    t0 = time.perf_counter()
+    states = jax.jit(jax.vmap(lambda x, data: init_kernel(x, make_logdensity(data)),
+                              in_axes=(0, None)))(x0, data)
+    initial_step = 1.0 if num_warmup else 0.1
+    ws = jax.vmap(lambda _: ws_init(d, initial_step, x0.dtype))(jnp.arange(C))
+    k = _chunk_length(num_warmup, num_draws, chunk)
+    probe = np.arange(k)
+    args = (states, ws, data, warmup_keys, probe, np.zeros(k, np.int32), np.zeros(k, bool),
+            np.ones(k, bool), np.asarray(True))
+    before = timings["compile_s"]
+    compiled = _compiled_chunk(cache_key, make_logdensity, transform, config, args, timings)
+    compile_s = timings["compile_s"] - before
+
+    bar = _progress(num_warmup, progress, "warmup")
+    try:
+        schedule = np.asarray(build_schedule(num_warmup), np.int32) if num_warmup else None
+        states, ws, *_ = _run_phase(compiled, states, ws, data, warmup_keys, num_warmup, k,
+                                    0, schedule, True, False, bar)
     finally:
         if bar is not None:
             bar.close()
-    out_draws = {name: np.concatenate(v, axis=1) for name, v in draws.items()}
+    if num_warmup:
+        step_size, imm = jax.vmap(ws_final)(ws)
+        ws = ws._replace(step_size=step_size, inverse_mass_matrix=imm)
+    jax.block_until_ready(ws.step_size)
+    t1 = time.perf_counter()
+
+    bar = _progress(num_draws, progress, "sampling")
+    try:
+        states, ws, kept, stats, done = _run_phase(
+            compiled, states, ws, data, sample_keys, num_draws, k, 0, None, False, True, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    t2 = time.perf_counter()
+    timings["warmup_s"] = t1 - t0 - compile_s
+    timings["sampling_s"] = t2 - t1
+    draws = {name: np.concatenate(v, axis=1) for name, v in kept.items()}
     out_stats = {name: np.concatenate(v, axis=1) for name, v in stats.items()}
-    last = ChainState(states, chain.step_size, chain.inverse_mass_matrix)
-    return out_draws, out_stats, last, done
+    return draws, out_stats, ChainState(states, ws), done
