@@ -11,7 +11,7 @@ from jax.flatten_util import ravel_pytree
 
 from . import collapsed
 from .density import ModelData, ModelSpec, log_posterior, natural_draw, unpack
-from .design import ArrayData, prepare_arrays
+from .design import ArrayData, choose_centred, prepare_arrays
 from .families import Family, make_family
 from .parameters import n_chol
 from .priors import Flat, Priors, default_priors, describe_priors, resolve_priors
@@ -20,6 +20,7 @@ from .sampling import SamplerConfig, sample_chains
 
 FACTORS = ("D", "omega")
 METHODS = ("auto", "joint", "collapsed")
+DENSE_MAX_DIM = 100
 DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
@@ -49,7 +50,7 @@ class GLMM:
     """
 
     def __init__(self, arrays: ArrayData, family: Family, priors: Priors | None,
-                 centred: bool = False, factor: str = "D", dtype: str = "float64"):
+                 centred: bool | None = None, factor: str = "D", dtype: str = "float64"):
         if factor not in FACTORS:
             raise ValueError(f"factor={factor!r} is unknown; choose one of "
                              f"{', '.join(map(repr, FACTORS))}.")
@@ -59,6 +60,9 @@ class GLMM:
         p, q, N = arrays.X.shape[1], arrays.Z.shape[1], len(arrays.groups)
         defaults = default_priors(arrays.y, arrays.X, arrays.Z, family, arrays.trials)
         resolved = resolve_priors(priors, defaults, p, q, family.has_dispersion)
+        self.centred_auto = centred is None
+        if centred is None:
+            centred = choose_centred(arrays, family)
         self.spec = ModelSpec(family=family, priors=resolved, p=p, q=q, N=N,
                               centred=bool(centred), factor=factor)
         self.dtype = dtype
@@ -73,7 +77,7 @@ class GLMM:
     @classmethod
     def from_arrays(cls, y, Z, groups, X=None, family="gaussian", trials=None, offset=None,
                     priors: Priors | None = None, x_names=None, z_names=None, *,
-                    link: str | None = None, centred: bool = False, factor: str = "D",
+                    link: str | None = None, centred: bool | None = None, factor: str = "D",
                     dtype: str = "float64") -> "GLMM":
         """A model from arrays.
 
@@ -88,7 +92,9 @@ class GLMM:
             priors: a `jaxglmm.Priors`; fields left None take the defaults scaled to the data.
             x_names, z_names: column names for the output (p,), (q,).
             link: link function (default: the family's canonical one).
-            centred: sample b directly instead of the non-centred z (b = mu + L z).
+            centred: sample b directly (True) or the non-centred z with b = mu + L z (False);
+                None (default) chooses by the data: centred when the typical cluster's
+                information ratio is >= 3 (`jaxglmm.design.information_ratio`).
             factor: "D" (default) or "omega": which Cholesky factor the sampler moves.
             dtype: "float64" (default) or "float32" for the computations.
         Raises:
@@ -186,6 +192,12 @@ class GLMM:
         f = self.spec.family
         return f.name == "gaussian" and f.link == "identity"
 
+    def _n_sampled(self, method: str) -> int:
+        """Number of unconstrained parameters the sampler moves under `method`."""
+        latent = ("z", "b")
+        return int(sum(np.size(v) for k, v in self._init_loc.items()
+                       if method == "joint" or k not in latent))
+
     def _resolve_method(self, method: str) -> str:
         if method not in METHODS:
             raise ValueError(f"method={method!r} is unknown; choose one of "
@@ -224,7 +236,7 @@ class GLMM:
 
     def sample(self, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed=0, *,
                kernel="nuts", target_accept: float | None = None, max_tree_depth: int = 10,
-               dense_mass: bool = False, num_integration_steps: int = 32,
+               dense_mass: bool | None = None, num_integration_steps: int = 32,
                method: str = "auto", progress: bool = True, chunk: int = 50) -> Fit:
         """Run `chains` chains of window adaptation then `draws` draws, in one vmapped program.
 
@@ -234,7 +246,8 @@ class GLMM:
             kernel: "nuts" (default), "hmc" or "mala", or blackjax.nuts / .hmc / .mala.
             target_accept: step-size adaptation target (0.8; 0.574 for MALA).
             max_tree_depth: NUTS's maximum number of doublings.
-            dense_mass: adapt a dense inverse mass matrix instead of a diagonal one.
+            dense_mass: adapt a dense (True) or diagonal (False) inverse mass matrix; None
+                (default): dense when the sampler moves at most 100 parameters.
             num_integration_steps: leapfrog steps per HMC transition.
             method: "auto" (collapsed for gaussian identity models, else joint), "joint"
                 (b sampled with psi), or "collapsed" (b integrated out, drawn exactly
@@ -244,6 +257,9 @@ class GLMM:
         Returns:
             A `Fit` with natural-scale draws of leading shape (chains, draws).
         """
+        method = self._resolve_method(method)
+        if dense_mass is None:
+            dense_mass = self._n_sampled(method) <= DENSE_MAX_DIM
         chains = _check_count(chains, "chains", 1)
         warmup = _check_count(warmup, "warmup", 0)
         draws = _check_count(draws, "draws", 1)
@@ -253,7 +269,6 @@ class GLMM:
                                num_integration_steps=num_integration_steps)
         key = _as_key(seed)
         spec = self.spec
-        method = self._resolve_method(method)
         latent = ("z", "b") if method == "collapsed" else ()
         with jax.enable_x64(self.dtype == "float64"):
             init_key, warmup_key, sample_key = jax.random.split(key, 3)
@@ -269,8 +284,11 @@ class GLMM:
                 cache_key=(spec, method), progress=progress, chunk=chunk, timings=timings)
         parametrisation = ("b integrated out" if method == "collapsed"
                            else "centred" if spec.centred else "non-centred")
+        if method == "joint" and self.centred_auto:
+            parametrisation += " (chosen by the data)"
         info = {"method": method, "parametrisation": parametrisation, "factor": spec.factor,
                 "chains": chains, "warmup": warmup, "draws": done,
+                "mass_matrix": "dense" if config.dense_mass else "diagonal",
                 "seed": seed if isinstance(seed, int) else None, "dtype": self.dtype,
                 **timings}
         return Fit(
