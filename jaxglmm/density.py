@@ -30,6 +30,7 @@ class ModelData(NamedTuple):
     cluster: Array  # (n_obs,) int, 0..N-1 in the order of the sorted group labels
     trials: Array   # (n_obs,) binomial trials (ones for other families)
     offset: Array   # (n_obs,) added to the linear predictor
+    log_base: Array  # () sum of the data-only terms of the likelihood (family.log_base)
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,8 @@ def log_posterior(position: dict, data: ModelData, spec: ModelSpec) -> Array:
     """Joint log posterior (up to a constant) at an unconstrained position, ()."""
     psi, log_jac = unpack(position, spec)
     b = random_effects(position, psi, spec)
-    loglik = jnp.sum(pointwise_log_likelihood(b, psi, data, spec.family))
+    eta = linear_predictor(b, psi.beta, data)
+    loglik = jnp.sum(spec.family.log_kernel(data.y, eta, psi.tau, data.trials)) + data.log_base
     return loglik + log_prior_b(position, psi, b, spec) + log_prior_psi(psi, spec.priors) + log_jac
 
 

@@ -120,9 +120,11 @@ class GLMM:
         """Device arrays in the current precision."""
         a = self.arrays
         f = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-        return ModelData(y=jnp.asarray(a.y, f), X=jnp.asarray(a.X, f), Z=jnp.asarray(a.Z, f),
-                         cluster=jnp.asarray(a.cluster), trials=jnp.asarray(a.trials, f),
-                         offset=jnp.asarray(a.offset, f))
+        y, trials = jnp.asarray(a.y, f), jnp.asarray(a.trials, f)
+        return ModelData(y=y, X=jnp.asarray(a.X, f), Z=jnp.asarray(a.Z, f),
+                         cluster=jnp.asarray(a.cluster), trials=trials,
+                         offset=jnp.asarray(a.offset, f),
+                         log_base=jnp.sum(self.spec.family.log_base(y, trials)))
 
     @property
     def logdensity_fn(self):
