@@ -1,5 +1,5 @@
 """jaxglmm: Bayesian linear and generalized linear mixed models sampled by BlackJAX NUTS."""
-from . import demo
+from . import datasets
 from .families import FAMILIES, Bernoulli, Binomial, Family, Gaussian, Poisson, make_family
 from .model import GLMM
 from .priors import Flat, Gamma, Normal, Priors, Wishart

@@ -5,18 +5,12 @@
 from __future__ import annotations
 
 import time
-from importlib import resources
 
 import numpy as np
 import pandas as pd
 
+from .datasets import load_sleepstudy
 from .model import GLMM
-
-
-def load_sleepstudy() -> pd.DataFrame:
-    """lme4's sleepstudy: Reaction (ms), Days of sleep deprivation, Subject (18 subjects)."""
-    with resources.files("jaxglmm").joinpath("data/sleepstudy.csv").open() as f:
-        return pd.read_csv(f)
 
 
 def main(chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0) -> None:
