@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import cho_solve, solve_triangular
+from jax.scipy.linalg import solve_triangular
 
 from .density import ModelData, ModelSpec, Psi, log_prior_psi, unpack
 
@@ -56,8 +56,68 @@ def sufficient_stats(data: ModelData, N: int) -> SufficientStats:
     )
 
 
+UNROLL_MAX_Q = 4  # batched q x q algebra written out element by element up to this q
+
+
+class BatchedChol(NamedTuple):
+    """Cholesky factors of N small q x q matrices, as rows[i][j] = L[:, i, j] ((N,) arrays,
+    j <= i). Written out element by element: XLA's batched linalg kernels on CPU cost far more
+    than the few multiply-adds of a 2 x 2 or 3 x 3 factor."""
+
+    rows: tuple
+
+    @property
+    def q(self) -> int:
+        return len(self.rows)
+
+    def log_det(self) -> Array:
+        """sum over the batch of log|A_i|, ()."""
+        return 2.0 * sum(jnp.sum(jnp.log(self.rows[i][i])) for i in range(self.q))
+
+    def solve_lower(self, b: Array) -> Array:
+        """L_i^{-1} b_i for b (N, q)."""
+        L, x = self.rows, []
+        for i in range(self.q):
+            x.append((b[:, i] - sum(L[i][k] * x[k] for k in range(i))) / L[i][i])
+        return jnp.stack(x, axis=1)
+
+    def solve_upper(self, b: Array) -> Array:
+        """L_i^{-T} b_i for b (N, q)."""
+        L, q = self.rows, self.q
+        x = [None] * q
+        for i in reversed(range(q)):
+            x[i] = (b[:, i] - sum(L[k][i] * x[k] for k in range(i + 1, q))) / L[i][i]
+        return jnp.stack(x, axis=1)
+
+
+def batched_cholesky(A: Array) -> BatchedChol:
+    """Cholesky factors of A (N, q, q), q <= UNROLL_MAX_Q, element by element."""
+    q = A.shape[-1]
+    L = [[None] * (i + 1) for i in range(q)]
+    for j in range(q):
+        L[j][j] = jnp.sqrt(A[:, j, j] - sum(L[j][k] ** 2 for k in range(j)))
+        for i in range(j + 1, q):
+            L[i][j] = (A[:, i, j] - sum(L[i][k] * L[j][k] for k in range(j))) / L[j][j]
+    return BatchedChol(tuple(tuple(row) for row in L))
+
+
+class _GeneralChol(NamedTuple):
+    """The same interface through jnp.linalg, for q > UNROLL_MAX_Q."""
+
+    L: Array  # (N, q, q)
+
+    def log_det(self) -> Array:
+        return 2.0 * jnp.sum(jnp.log(jnp.diagonal(self.L, axis1=1, axis2=2)))
+
+    def solve_lower(self, b: Array) -> Array:
+        return jax.vmap(lambda c, x: solve_triangular(c, x, lower=True))(self.L, b)
+
+    def solve_upper(self, b: Array) -> Array:
+        return jax.vmap(lambda c, x: solve_triangular(c.T, x, lower=False))(self.L, b)
+
+
 def _posterior_precision(psi: Psi, stats: SufficientStats, spec: ModelSpec):
-    """Omega (q, q), A_i = Omega + tau Z_i'Z_i (N, q, q) and the Cholesky factors of A_i."""
+    """Omega (q, q) and the Cholesky factors of A_i = Omega + tau Z_i'Z_i (N clusters)."""
     L = psi.chol
     eye = jnp.eye(spec.q, dtype=L.dtype)
     if spec.factor == "D":
@@ -66,7 +126,8 @@ def _posterior_precision(psi: Psi, stats: SufficientStats, spec: ModelSpec):
     else:
         omega = L @ L.T
     A = omega + psi.tau * stats.ZtZ
-    return omega, A, jnp.linalg.cholesky(A)
+    chol = batched_cholesky(A) if spec.q <= UNROLL_MAX_Q else _GeneralChol(jnp.linalg.cholesky(A))
+    return omega, chol
 
 
 def _Zt_residual(psi: Psi, stats: SufficientStats) -> Array:
@@ -79,13 +140,12 @@ def _Zt_residual(psi: Psi, stats: SufficientStats) -> Array:
 
 def log_marginal_likelihood(psi: Psi, stats: SufficientStats, spec: ModelSpec) -> Array:
     """sum_i log N(y_i | X_i beta + Z_i mu, Z_i D Z_i' + I / tau), ()."""
-    _, _, chol_A = _posterior_precision(psi, stats, spec)
+    _, chol_A = _posterior_precision(psi, stats, spec)
     w = jnp.concatenate([psi.beta, psi.mu])
     rr = stats.yty - 2.0 * w @ stats.Wty + w @ stats.WtW @ w        # sum_i r_i'r_i
-    u = _Zt_residual(psi, stats)                                      # (N, q)
-    v = jax.vmap(lambda c, x: solve_triangular(c, x, lower=True))(chol_A, u)
+    v = chol_A.solve_lower(_Zt_residual(psi, stats))                  # (N, q)
     quad = psi.tau * rr - psi.tau**2 * jnp.sum(v**2)
-    logdet_A = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol_A, axis1=1, axis2=2)))
+    logdet_A = chol_A.log_det()
     n = jnp.sum(stats.m)
     logdet_V = logdet_A - spec.N * psi.logdet_omega - n * jnp.log(psi.tau)
     return -0.5 * (n * jnp.log(2 * jnp.pi) + logdet_V + quad)
@@ -99,12 +159,10 @@ def log_posterior_collapsed(position: dict, stats: SufficientStats, spec: ModelS
 
 def draw_b(key: Array, psi: Psi, stats: SufficientStats, spec: ModelSpec) -> Array:
     """One exact draw of b (N, q) from p(b | psi, y)."""
-    omega, _, chol_A = _posterior_precision(psi, stats, spec)
+    omega, chol_A = _posterior_precision(psi, stats, spec)
     rhs = omega @ psi.mu + psi.tau * stats.Zty
     if stats.ZtX.shape[-1]:
         rhs = rhs - psi.tau * stats.ZtX @ psi.beta
-    mean = jax.vmap(lambda c, r: cho_solve((c, True), r))(chol_A, rhs)
-    eps = jax.random.normal(key, mean.shape, mean.dtype)
-    # A = C C'  =>  C^{-T} eps ~ N(0, A^{-1})
-    noise = jax.vmap(lambda c, e: solve_triangular(c.T, e, lower=False))(chol_A, eps)
-    return mean + noise
+    eps = jax.random.normal(key, rhs.shape, rhs.dtype)
+    # A = C C':  mean = C^{-T} C^{-1} rhs,  C^{-T} eps ~ N(0, A^{-1})
+    return chol_A.solve_upper(chol_A.solve_lower(rhs) + eps)

@@ -114,3 +114,25 @@ def test_collapsed_and_joint_posteriors_agree():
             bad.append((name, x.mean(), y.mean(), z))
     assert not bad, bad
     assert all(f.num_divergences == 0 for f in fits)
+
+
+@pytest.mark.parametrize("q", [1, 2, 3, 4])
+def test_unrolled_batched_cholesky_matches_linalg(q):
+    rng = np.random.default_rng(q)
+    M = rng.normal(size=(5, q, q))
+    A = M @ np.transpose(M, (0, 2, 1)) + q * np.eye(q)
+    chol = collapsed.batched_cholesky(jnp.asarray(A))
+    L = np.linalg.cholesky(A)
+    for i in range(q):
+        for j in range(i + 1):
+            np.testing.assert_allclose(chol.rows[i][j], L[:, i, j], rtol=1e-12)
+    b = rng.normal(size=(5, q))
+    np.testing.assert_allclose(chol.solve_lower(jnp.asarray(b)),
+                               np.linalg.solve(L, b[..., None])[..., 0], rtol=1e-10)
+    np.testing.assert_allclose(chol.solve_upper(jnp.asarray(b)),
+                               np.linalg.solve(np.transpose(L, (0, 2, 1)), b[..., None])[..., 0],
+                               rtol=1e-10)
+    np.testing.assert_allclose(chol.log_det(), np.sum(np.linalg.slogdet(A)[1]), rtol=1e-12)
+    general = collapsed._GeneralChol(jnp.asarray(L))
+    np.testing.assert_allclose(general.solve_upper(jnp.asarray(b)), chol.solve_upper(b),
+                               rtol=1e-10)
