@@ -1,10 +1,15 @@
 # make demo: set up a virtual environment, install jaxglmm, fit the bundled example.
 # make test: install the test extras and run the test suite.
+# make bench / bench-quick / bench-scaling: install the bench extras (NumPyro) and run
+#   benchmarks/run.py (all models / three small ones, 2 chains x 300 / the scaling study);
+#   extra options in BENCH_ARGS, e.g. make bench BENCH_ARGS="--models cbpp,epil".
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-fast install clean
+BENCH_ARGS ?=
+
+.PHONY: demo test test-fast install bench bench-quick bench-scaling clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +19,10 @@ $(VENV)/.installed: pyproject.toml
 
 $(VENV)/.test-installed: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[bench]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -26,6 +35,15 @@ test: $(VENV)/.test-installed
 
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -n 2 -q -m "not slow"
+
+bench: $(VENV)/.bench-installed
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.bench-installed
+	$(PY) benchmarks/run.py --quick $(BENCH_ARGS)
+
+bench-scaling: $(VENV)/.bench-installed
+	$(PY) benchmarks/run.py --scaling $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info
