@@ -249,7 +249,8 @@ class GLMM:
             target_accept: step-size adaptation target (0.8; 0.574 for MALA).
             max_tree_depth: NUTS's maximum number of doublings.
             dense_mass: adapt a dense (True) or diagonal (False) inverse mass matrix; None
-                (default): dense when the sampler moves at most 100 parameters.
+                (default): dense when the sampler moves at most 100 parameters, except for
+                the joint sampler of a gaussian model (diagonal).
             num_integration_steps: leapfrog steps per HMC transition.
             method: "auto" (collapsed for gaussian identity models, else joint), "joint"
                 (b sampled with psi), or "collapsed" (b integrated out, drawn exactly
@@ -261,7 +262,8 @@ class GLMM:
         """
         method = self._resolve_method(method)
         if dense_mass is None:
-            dense_mass = self._n_sampled(method) <= DENSE_MAX_DIM
+            dense_mass = self._n_sampled(method) <= DENSE_MAX_DIM and not (
+                method == "joint" and self.spec.family.name == "gaussian")
         chains = _check_count(chains, "chains", 1)
         warmup = _check_count(warmup, "warmup", 0)
         draws = _check_count(draws, "draws", 1)
