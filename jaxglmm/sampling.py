@@ -210,9 +210,13 @@ def _make_chunk_fn(make_logdensity: Callable, transform: Callable, config: Sampl
                 step_key, draw_key = jax.random.split(jax.random.fold_in(key, t))
                 new_state, info = step(step_key, state, logdensity, ws.step_size,
                                        ws.inverse_mass_matrix)
-                new_ws = ws_update(ws, stage, window_end, new_state.position,
-                                   info["acceptance_rate"])
-                new_ws = jax.tree.map(lambda a, b: jnp.where(adapting, a, b), new_ws, ws)
+                # `adapting`, `stage` and `window_end` are the same for every chain (not
+                # batched by the vmap), so these conds really skip work while sampling
+                new_ws = jax.lax.cond(
+                    adapting,
+                    lambda ws: ws_update(ws, stage, window_end, new_state.position,
+                                         info["acceptance_rate"]),
+                    lambda ws: ws, ws)
                 new = jax.tree.map(lambda a, b: jnp.where(active, a, b),
                                    (new_state, new_ws), (state, ws))
                 info["lp"] = new[0].logdensity
