@@ -10,4 +10,5 @@ __version__ = "0.1.0"
 __all__ = [
     "GLMM", "Fit", "Priors", "Normal", "Flat", "Gamma", "Wishart", "Family", "Gaussian",
     "Bernoulli", "Binomial", "Poisson", "FAMILIES", "make_family", "SamplingWarning",
+    "datasets",
 ]

@@ -136,3 +136,27 @@ def test_unrolled_batched_cholesky_matches_linalg(q):
     general = collapsed._GeneralChol(jnp.asarray(L))
     np.testing.assert_allclose(general.solve_upper(jnp.asarray(b)), chol.solve_upper(b),
                                rtol=1e-10)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "bernoulli", "binomial", "poisson"])
+def test_posterior_likelihood_equals_sum_of_exact_pointwise_terms(family):
+    """log_posterior adds log_kernel per step and the data-only log_base once; together they
+    must equal the exact pointwise log likelihood (used for LOO/WAIC)."""
+    from jaxglmm.density import (log_posterior, log_prior_b, log_prior_psi,
+                                 pointwise_log_likelihood, random_effects)
+    rng = np.random.default_rng(7)
+    y, Z, g, X, _ = _lmm(seed=7)
+    trials = None
+    if family == "bernoulli":
+        y = (y > 3).astype(float)
+    elif family in ("binomial", "poisson"):
+        y = rng.integers(0, 5, size=y.size).astype(float)
+        trials = np.full(y.size, 6.0) if family == "binomial" else None
+    model = jg.GLMM.from_arrays(y, Z, g, X=X, family=family, trials=trials)
+    pos = model.initial_position(jax.random.key(3))
+    psi, jac = unpack(pos, model.spec)
+    b = random_effects(pos, psi, model.spec)
+    data = model._data()
+    rest = log_prior_b(pos, psi, b, model.spec) + log_prior_psi(psi, model.spec.priors) + jac
+    want = jnp.sum(pointwise_log_likelihood(b, psi, data, model.spec.family))
+    np.testing.assert_allclose(log_posterior(pos, data, model.spec) - rest, want, rtol=1e-10)
