@@ -151,10 +151,7 @@ def _jaxglmm_grad_ms(glmm, method: str, chains: int, seed: int) -> float:
     from jax.flatten_util import ravel_pytree
 
     with jax.enable_x64(glmm.dtype == "float64"):
-        init_key = jax.random.split(jax.random.key(seed), 3)[0]
-        latent = ("z", "b") if method == "collapsed" else ()
-        starts = [{k: v for k, v in glmm.initial_position(k_c).items() if k not in latent}
-                  for k_c in jax.random.split(init_key, chains)]
+        starts = glmm.initial_positions(seed, chains, method)
         data, _, make_logdensity, _ = glmm._problem(method, starts[0])
         x0 = jnp.stack([ravel_pytree(s)[0] for s in starts])
         fn = jax.jit(jax.vmap(jax.value_and_grad(lambda x, d: make_logdensity(d)(x)),

@@ -21,7 +21,8 @@ from .sampling import SamplerConfig, sample_chains
 FACTORS = ("D", "omega")
 METHODS = ("auto", "joint", "collapsed")
 DENSE_MAX_DIM = 100
-DTYPES = {"float64": np.float64, "float32": np.float32}
+DTYPES = ("float64", "float32")
+LATENT = ("z", "b")  # position keys of the random effects (absent when b is integrated out)
 
 
 def _check_count(value, name: str, minimum: int) -> int:
@@ -183,6 +184,15 @@ class GLMM:
                 * jnp.asarray(self._init_scale[name], f)
                 for name, k in zip(names, keys)}
 
+    def initial_positions(self, seed, chains: int, method: str = "auto") -> list[dict]:
+        """The starting positions `sample(chains=..., seed=seed, method=method)` uses, one
+        dict per chain (without the random effects when b is integrated out)."""
+        method = self._resolve_method(method)
+        init_key = jax.random.split(_as_key(seed), 3)[0]
+        latent = LATENT if method == "collapsed" else ()
+        return [{k: v for k, v in self.initial_position(k_c).items() if k not in latent}
+                for k_c in jax.random.split(init_key, chains)]
+
     def constrain(self, position: dict) -> dict:
         """Natural-scale parameters of one unconstrained position: beta, mu, tau, sigma, D,
         sd, corr, b, and the random hyperparameters d, gamma."""
@@ -196,9 +206,8 @@ class GLMM:
 
     def _n_sampled(self, method: str) -> int:
         """Number of unconstrained parameters the sampler moves under `method`."""
-        latent = ("z", "b")
         return int(sum(np.size(v) for k, v in self._init_loc.items()
-                       if method == "joint" or k not in latent))
+                       if method == "joint" or k not in LATENT))
 
     def _resolve_method(self, method: str) -> str:
         if method not in METHODS:
@@ -273,11 +282,9 @@ class GLMM:
                                num_integration_steps=num_integration_steps)
         key = _as_key(seed)
         spec = self.spec
-        latent = ("z", "b") if method == "collapsed" else ()
         with jax.enable_x64(self.dtype == "float64"):
-            init_key, warmup_key, sample_key = jax.random.split(key, 3)
-            starts = [{k: v for k, v in self.initial_position(k_c).items() if k not in latent}
-                      for k_c in jax.random.split(init_key, chains)]
+            _, warmup_key, sample_key = jax.random.split(key, 3)
+            starts = self.initial_positions(key, chains, method)
             data, unravel, make_logdensity, transform = self._problem(method, starts[0])
             x0 = jnp.stack([ravel_pytree(start)[0] for start in starts])
 
