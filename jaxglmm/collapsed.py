@@ -154,7 +154,7 @@ def log_marginal_likelihood(psi: Psi, stats: SufficientStats, spec: ModelSpec) -
 def log_posterior_collapsed(position: dict, stats: SufficientStats, spec: ModelSpec) -> Array:
     """log p(psi, hyper | y) up to a constant at an unconstrained position (no "z"/"b"), ()."""
     psi, log_jac = unpack(position, spec)
-    return log_marginal_likelihood(psi, stats, spec) + log_prior_psi(psi, spec.priors) + log_jac
+    return log_marginal_likelihood(psi, stats, spec) + log_prior_psi(psi, spec) + log_jac
 
 
 def draw_b(key: Array, psi: Psi, stats: SufficientStats, spec: ModelSpec) -> Array:

@@ -22,58 +22,116 @@ Array = jax.Array
 
 
 class ModelData(NamedTuple):
-    """Observation-level arrays (n_obs observations, N clusters; p fixed, q random columns)."""
+    """Observation-level arrays (n_obs observations; p fixed columns; the first random-effect
+    term has q columns over N clusters, further terms are in `extra`)."""
 
     y: Array        # (n_obs,)
     X: Array        # (n_obs, p)
-    Z: Array        # (n_obs, q)
+    Z: Array        # (n_obs, q) design of the first random-effect term
     cluster: Array  # (n_obs,) int, 0..N-1 in the order of the sorted group labels
     trials: Array   # (n_obs,) binomial trials (ones for other families)
     offset: Array   # (n_obs,) added to the linear predictor
     log_base: Array  # () sum of the data-only terms of the likelihood (family.log_base)
+    extra: tuple = ()  # ((Z_k (n_obs, q_k), cluster_k (n_obs,)), ...) for terms 2..K
+
+
+def term_designs(data: ModelData) -> tuple:
+    """((Z_k, cluster_k), ...) for every random-effect term, the first one first."""
+    return ((data.Z, data.cluster),) + tuple(data.extra)
+
+
+@dataclass(frozen=True)
+class TermSpec:
+    """One random-effect term: b_i ~ N_q(mu, D) for its N levels, Omega = D^{-1}.
+
+    Attributes:
+        key: suffix of the term's position and draw names: "" for a single-term model,
+            "|g" (g the grouping factor) when there are several terms ("mu|g", "b|g", ...).
+        mu_free: columns (of q) whose mean mu is a parameter; the others have mean 0
+            (a formula column only in the random part, or one claimed by an earlier term).
+        centred: sample b directly (True) or z with b = mu + L z (False).
+        factor: which Cholesky factor the sampler moves: "D" (of D) or "omega" (of Omega).
+        priors: the term's resolved priors (its mu, omega and gamma parts are used).
+    """
+
+    key: str
+    q: int
+    N: int
+    mu_free: tuple
+    centred: bool
+    factor: str
+    priors: ResolvedPriors
+
+    def name(self, base: str) -> str:
+        """Position / draw name of this term's `base` quantity, e.g. "mu" -> "mu|g"."""
+        return base + self.key
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """Static description of the model: sizes, family, priors and parametrisation.
 
-    Attributes:
-        centred: sample b directly (True) or z with b = mu + L z (False, default).
-        factor: which Cholesky factor the sampler moves: "D" (of D = Omega^{-1}, default)
-            or "omega" (of Omega). Same prior either way; the geometry differs.
+    `priors` holds the beta and tau parts (and, for a single term, equals terms[0].priors);
+    `terms` one TermSpec per random-effect term. q, N, centred and factor are the first
+    term's, for the single-term code (the collapsed sampler).
     """
 
     family: Family
     priors: ResolvedPriors
     p: int
-    q: int
-    N: int
-    centred: bool = False
-    factor: str = "D"
+    terms: tuple
+
+    @property
+    def q(self) -> int:
+        return self.terms[0].q
+
+    @property
+    def N(self) -> int:
+        return self.terms[0].N
+
+    @property
+    def centred(self) -> bool:
+        return self.terms[0].centred
+
+    @property
+    def factor(self) -> str:
+        return self.terms[0].factor
+
+
+class TermPsi(NamedTuple):
+    """Natural-scale parameters of one random-effect term."""
+
+    mu: Array             # (q,) mean of b (zeros where not free)
+    gamma: Array          # (q,) S^{-1} diagonal of the Wishart prior
+    chol: Array           # (q, q) lower Cholesky factor of D or of Omega (term.factor)
+    logdet_omega: Array   # () log|Omega|
+    diag_omega: Array     # (q,) diagonal of Omega
 
 
 class Psi(NamedTuple):
     """Natural-scale parameters entering the density (absent ones are placeholders)."""
 
     beta: Array           # (p,)
-    mu: Array             # (q,)
     tau: Array            # ()  (1 for families without dispersion)
     d: Array              # ()  rate of tau's Gamma prior
-    gamma: Array          # (q,) S^{-1} diagonal of the Wishart prior
-    chol: Array           # (q, q) lower Cholesky factor of D or of Omega (spec.factor)
-    logdet_omega: Array   # () log|Omega|
-    diag_omega: Array     # (q,) diagonal of Omega
+    terms: tuple          # (TermPsi, ...) one per random-effect term
+
+    # the first term's pieces, for single-term code
+    mu = property(lambda self: self.terms[0].mu)
+    gamma = property(lambda self: self.terms[0].gamma)
+    chol = property(lambda self: self.terms[0].chol)
+    logdet_omega = property(lambda self: self.terms[0].logdet_omega)
+    diag_omega = property(lambda self: self.terms[0].diag_omega)
 
 
-def unpack(position: dict, spec: ModelSpec) -> tuple[Psi, Array]:
-    """Natural parameters from the unconstrained position, and the log-Jacobian (()) of the
-    map from the unconstrained space to (tau, d, gamma, Omega) where the priors are stated."""
-    q = spec.q
-    dtype = position["mu"].dtype
-    L, log_jac = vec_to_chol(position["chol"], q)
+def _unpack_term(position: dict, term: TermSpec, dtype) -> tuple[TermPsi, Array]:
+    """One term's natural parameters and the log-Jacobian of its (Omega, gamma) map."""
+    q = term.q
+    raw = position[term.name("chol")]
+    L, log_jac = vec_to_chol(raw, q)
     log_jac = log_jac + chol_product_log_jacobian(L)
-    log_diag_sum = jnp.sum(position["chol"][:q])
-    if spec.factor == "D":
+    log_diag_sum = jnp.sum(raw[:q])
+    if term.factor == "D":
         L_inv = solve_triangular(L, jnp.eye(q, dtype=dtype), lower=True)
         diag_omega = jnp.sum(L_inv**2, axis=0)
         logdet_omega = -2.0 * log_diag_sum
@@ -82,6 +140,31 @@ def unpack(position: dict, spec: ModelSpec) -> tuple[Psi, Array]:
     else:
         diag_omega = jnp.sum(L**2, axis=1)
         logdet_omega = 2.0 * log_diag_sum
+    pri = term.priors
+    if pri.random_gamma:
+        log_gamma = position[term.name("log_gamma")]
+        gamma = jnp.exp(log_gamma)
+        log_jac = log_jac + jnp.sum(log_gamma)
+    else:
+        gamma = jnp.asarray(pri.gamma, dtype)
+    if len(term.mu_free) == q:
+        mu = position[term.name("mu")]
+    else:
+        mu = jnp.zeros((q,), dtype)
+        if term.mu_free:
+            mu = mu.at[jnp.asarray(term.mu_free)].set(position[term.name("mu")])
+    return TermPsi(mu, gamma, L, logdet_omega, diag_omega), log_jac
+
+
+def unpack(position: dict, spec: ModelSpec) -> tuple[Psi, Array]:
+    """Natural parameters from the unconstrained position, and the log-Jacobian (()) of the
+    map from the unconstrained space to (tau, d, gamma, Omega) where the priors are stated."""
+    dtype = position[spec.terms[0].name("chol")].dtype
+    terms, log_jac = [], jnp.zeros((), dtype)
+    for term in spec.terms:
+        t, jac = _unpack_term(position, term, dtype)
+        terms.append(t)
+        log_jac = log_jac + jac
     one = jnp.ones((), dtype)
     tau, d = one, one
     if "log_tau" in position:
@@ -93,70 +176,93 @@ def unpack(position: dict, spec: ModelSpec) -> tuple[Psi, Array]:
         log_jac = log_jac + position["log_d"]
     elif pri.tau is not None:
         d = jnp.asarray(pri.tau[1], dtype)
-    if pri.random_gamma:
-        gamma = jnp.exp(position["log_gamma"])
-        log_jac = log_jac + jnp.sum(position["log_gamma"])
-    else:
-        gamma = jnp.asarray(pri.gamma, dtype)
     beta = position.get("beta", jnp.zeros((0,), dtype))
-    psi = Psi(beta, position["mu"], tau, d, gamma, L, logdet_omega, diag_omega)
-    return psi, log_jac
+    return Psi(beta, tau, d, tuple(terms)), log_jac
 
 
-def random_effects(position: dict, psi: Psi, spec: ModelSpec) -> Array:
-    """Cluster coefficients b (N, q) from the position."""
-    if spec.centred:
-        return position["b"]
-    z = position["z"]
-    if spec.factor == "D":
-        return psi.mu + z @ psi.chol.T
+def _term_effects(position: dict, t: TermPsi, term: TermSpec) -> Array:
+    """b (N, q) of one term."""
+    if term.centred:
+        return position[term.name("b")]
+    z = position[term.name("z")]
+    if term.factor == "D":
+        return t.mu + z @ t.chol.T
     # D = L^{-T} L^{-1} for L = chol(Omega): b - mu = L^{-T} z
-    return psi.mu + solve_triangular(psi.chol.T, z.T, lower=False).T
+    return t.mu + solve_triangular(t.chol.T, z.T, lower=False).T
 
 
-def linear_predictor(b: Array, beta: Array, data: ModelData) -> Array:
-    """eta = offset + X beta + z_ij' b_i, (n_obs,)."""
-    eta = data.offset + jnp.sum(data.Z * b[data.cluster], axis=1)
+def random_effects(position: dict, psi: Psi, spec: ModelSpec) -> tuple:
+    """Cluster coefficients (b_1 (N_1, q_1), ..., b_K) from the position, one per term."""
+    return tuple(_term_effects(position, t, term) for t, term in zip(psi.terms, spec.terms))
+
+
+def _as_terms(b) -> tuple:
+    return tuple(b) if isinstance(b, (tuple, list)) else (b,)
+
+
+def linear_predictor(b, beta: Array, data: ModelData) -> Array:
+    """eta = offset + X beta + sum_k z_kij' b_k[cluster_k], (n_obs,); b an (N, q) array
+    (one term) or a tuple of them."""
+    eta = data.offset
+    for b_k, (Z, cluster) in zip(_as_terms(b), term_designs(data)):
+        eta = eta + jnp.sum(Z * b_k[cluster], axis=1)
     if data.X.shape[1]:
         eta = eta + data.X @ beta
     return eta
 
 
-def pointwise_log_likelihood(b: Array, psi: Psi, data: ModelData, family: Family) -> Array:
-    """log p(y_ij | b_i, beta, tau) per observation, (n_obs,)."""
+def pointwise_log_likelihood(b, psi: Psi, data: ModelData, family: Family) -> Array:
+    """log p(y_ij | b, beta, tau) per observation, (n_obs,)."""
     eta = linear_predictor(b, psi.beta, data)
     return family.log_density(data.y, eta, psi.tau, data.trials)
 
 
-def log_prior_b(position: dict, psi: Psi, b: Array, spec: ModelSpec) -> Array:
-    """log p(z) (non-centred: standard normal) or log p(b | mu, D) (centred), ()."""
-    if not spec.centred:
-        return jnp.sum(normal_logpdf(position["z"], 0.0, 1.0))
-    if spec.factor == "D":
-        return jnp.sum(mvnormal_logpdf_chol(b, psi.mu, psi.chol))
-    white = (b - psi.mu) @ psi.chol  # rows (b_i - mu)' L, squared norm = (b-mu)' Omega (b-mu)
-    return jnp.sum(-0.5 * jnp.sum(white**2, axis=1) + 0.5 * psi.logdet_omega
-                   - 0.5 * spec.q * jnp.log(2 * jnp.pi))
+def _log_prior_term_b(position: dict, t: TermPsi, b: Array, term: TermSpec) -> Array:
+    if not term.centred:
+        return jnp.sum(normal_logpdf(position[term.name("z")], 0.0, 1.0))
+    if term.factor == "D":
+        return jnp.sum(mvnormal_logpdf_chol(b, t.mu, t.chol))
+    white = (b - t.mu) @ t.chol  # rows (b_i - mu)' L, squared norm = (b-mu)' Omega (b-mu)
+    return jnp.sum(-0.5 * jnp.sum(white**2, axis=1) + 0.5 * t.logdet_omega
+                   - 0.5 * term.q * jnp.log(2 * jnp.pi))
 
 
-def log_prior_psi(psi: Psi, priors: ResolvedPriors) -> Array:
-    """log p(beta) + log p(mu) + log p(tau | d) p(d) + log p(Omega | gamma) p(gamma), ()."""
-    total = jnp.zeros((), psi.mu.dtype)
+def log_prior_b(position: dict, psi: Psi, b, spec: ModelSpec) -> Array:
+    """Sum over terms of log p(z) (non-centred: standard normal) or log p(b | mu, D)
+    (centred), ()."""
+    return sum(_log_prior_term_b(position, t, b_k, term)
+               for t, b_k, term in zip(psi.terms, _as_terms(b), spec.terms))
+
+
+def _log_prior_term(t: TermPsi, term: TermSpec) -> Array:
+    """log p(mu_free) + log p(Omega | gamma) p(gamma) of one term, ()."""
+    pri = term.priors
+    total = jnp.zeros((), t.mu.dtype)
+    if pri.mu is not None and term.mu_free:
+        mu = t.mu[jnp.asarray(term.mu_free)]
+        total += jnp.sum(normal_logpdf(mu, jnp.asarray(pri.mu[0]), jnp.asarray(pri.mu[1])))
+    total += wishart_logpdf_parts(t.logdet_omega, t.diag_omega, pri.omega_df, t.gamma)
+    if pri.random_gamma:
+        g, h = pri.gamma
+        total += jnp.sum(gamma_logpdf(t.gamma, jnp.asarray(g), jnp.asarray(h)))
+    return total
+
+
+def log_prior_psi(psi: Psi, spec: ModelSpec) -> Array:
+    """log p(beta) + log p(tau | d) p(d) + sum over terms of log p(mu) + log p(Omega | gamma)
+    p(gamma), ()."""
+    priors = spec.priors
+    total = jnp.zeros((), psi.tau.dtype)
     if priors.beta is not None:
         total += jnp.sum(normal_logpdf(psi.beta, jnp.asarray(priors.beta[0]),
                                        jnp.asarray(priors.beta[1])))
-    if priors.mu is not None:
-        total += jnp.sum(normal_logpdf(psi.mu, jnp.asarray(priors.mu[0]),
-                                       jnp.asarray(priors.mu[1])))
     if priors.tau is not None:
         total += gamma_logpdf(psi.tau, priors.tau[0], psi.d)
         if priors.random_d:
             g, h = priors.tau[1]
             total += gamma_logpdf(psi.d, g, h)
-    total += wishart_logpdf_parts(psi.logdet_omega, psi.diag_omega, priors.omega_df, psi.gamma)
-    if priors.random_gamma:
-        g, h = priors.gamma
-        total += jnp.sum(gamma_logpdf(psi.gamma, jnp.asarray(g), jnp.asarray(h)))
+    for t, term in zip(psi.terms, spec.terms):
+        total += _log_prior_term(t, term)
     return total
 
 
@@ -166,35 +272,45 @@ def log_posterior(position: dict, data: ModelData, spec: ModelSpec) -> Array:
     b = random_effects(position, psi, spec)
     eta = linear_predictor(b, psi.beta, data)
     loglik = jnp.sum(spec.family.log_kernel(data.y, eta, psi.tau, data.trials)) + data.log_base
-    return loglik + log_prior_b(position, psi, b, spec) + log_prior_psi(psi, spec.priors) + log_jac
+    return loglik + log_prior_b(position, psi, b, spec) + log_prior_psi(psi, spec) + log_jac
 
 
-def covariance(psi: Psi, spec: ModelSpec) -> Array:
-    """D (q, q) from the Cholesky factor in psi."""
-    L = psi.chol
-    if spec.factor == "D":
+def term_covariance(t: TermPsi, term: TermSpec) -> Array:
+    """D (q, q) of one term from its Cholesky factor."""
+    L = t.chol
+    if term.factor == "D":
         return L @ L.T
-    L_inv = solve_triangular(L, jnp.eye(spec.q, dtype=L.dtype), lower=True)
+    L_inv = solve_triangular(L, jnp.eye(term.q, dtype=L.dtype), lower=True)
     return L_inv.T @ L_inv
 
 
-def natural_draw(position: dict, spec: ModelSpec, b: Array | None = None) -> dict:
-    """One draw on the natural scale: beta, mu, tau (and sigma for gaussian), D, sd, corr, b,
-    and the random hyperparameters d, gamma. `b` (N, q) is given when the position has none
-    (collapsed sampler)."""
+def covariance(psi: Psi, spec: ModelSpec) -> Array:
+    """D (q, q) of the first term."""
+    return term_covariance(psi.terms[0], spec.terms[0])
+
+
+def natural_draw(position: dict, spec: ModelSpec, b=None) -> dict:
+    """One draw on the natural scale: beta, tau (and sigma for gaussian), d, and per term
+    (names suffixed by the term's key) mu (free columns), D, sd, corr, b and gamma. `b` is
+    given when the position has none (collapsed sampler)."""
     psi, _ = unpack(position, spec)
-    D = covariance(psi, spec)
-    sd, corr = cov_to_corr(D)
-    out = {"mu": psi.mu, "D": D, "sd": sd, "corr": corr,
-           "b": random_effects(position, psi, spec) if b is None else b}
+    bs = random_effects(position, psi, spec) if b is None else _as_terms(b)
+    out = {}
     if spec.p:
         out["beta"] = psi.beta
+    for t, term, b_k in zip(psi.terms, spec.terms, bs):
+        D = term_covariance(t, term)
+        sd, corr = cov_to_corr(D)
+        if term.mu_free:
+            out[term.name("mu")] = t.mu[jnp.asarray(term.mu_free)]
+        out.update({term.name("D"): D, term.name("sd"): sd, term.name("corr"): corr,
+                    term.name("b"): b_k})
+        if term.priors.random_gamma:
+            out[term.name("gamma")] = t.gamma
     if spec.family.has_dispersion:
         out["tau"] = psi.tau
         if spec.family.name == "gaussian":
             out["sigma"] = 1.0 / jnp.sqrt(psi.tau)
     if spec.priors.random_d:
         out["d"] = psi.d
-    if spec.priors.random_gamma:
-        out["gamma"] = psi.gamma
     return out

@@ -14,8 +14,25 @@ from .families import Family
 
 
 @dataclass(frozen=True)
+class RandomTerm:
+    """One random-effect term's design (n_obs rows, N levels, q columns)."""
+
+    Z: np.ndarray        # (n_obs, q)
+    cluster: np.ndarray  # (n_obs,) int32 in 0..N-1, sorted-label order
+    groups: tuple        # (N,) sorted level labels of the grouping factor
+    z_names: tuple       # (q,)
+    name: str            # the grouping factor, e.g. "Subject" or "herd:period"
+    mu_free: tuple       # columns whose mean mu is a parameter (the others have mean 0)
+
+
+@dataclass(frozen=True)
 class ArrayData:
-    """Validated float64 copies of the user's arrays (n_obs rows, N clusters)."""
+    """Validated float64 copies of the user's arrays (n_obs rows).
+
+    Z, cluster, groups, z_names describe the first random-effect term (N clusters, q
+    columns); `extra` holds RandomTerms 2..K of a formula with several terms. `terms` gives
+    all of them alike.
+    """
 
     y: np.ndarray        # (n_obs,)
     X: np.ndarray        # (n_obs, p)
@@ -26,6 +43,17 @@ class ArrayData:
     groups: tuple        # (N,) sorted group labels
     x_names: tuple       # (p,)
     z_names: tuple       # (q,)
+    group_name: str = "group"
+    mu_free: tuple | None = None  # first term's columns with a mean parameter (None: all)
+    extra: tuple = ()    # (RandomTerm, ...) terms 2..K
+
+    @property
+    def terms(self) -> tuple:
+        """(RandomTerm, ...): every random-effect term, the first one first."""
+        free = tuple(range(self.Z.shape[1])) if self.mu_free is None else self.mu_free
+        first = RandomTerm(self.Z, self.cluster, self.groups, self.z_names, self.group_name,
+                           free)
+        return (first,) + tuple(self.extra)
 
 
 def _as_float(value, name: str, ndim: int) -> np.ndarray:
@@ -151,14 +179,15 @@ def prepare_arrays(y, Z, groups, X, family: Family, trials, offset, x_names,
 CENTRED_THRESHOLD = 3.0
 
 
-def information_ratio(arrays: ArrayData, family: Family) -> float:
+def information_ratio(arrays: ArrayData, family: Family, term: int = 0) -> float:
     """How strongly the data inform each cluster's b_i relative to a unit-scale prior guess.
 
     For every cluster and random column k: sum_j w_ij z_ijk^2 * v_k, with w the GLM working
     weight at the pooled mean (bernoulli/binomial n p(1-p) for logit, its probit and cloglog
     analogues; poisson mean; gaussian 1/var(y)) and v_k a prior guess of var(b_k) on the link
     scale (1 for GLMMs, var(y)/2 for gaussian; divided by var(z_k) for non-constant columns).
-    Returns the median over clusters of the smallest ratio over columns.
+    Returns the median over clusters of the smallest ratio over columns, for random-effect
+    term `term` (0: the first).
     """
     from scipy.stats import norm
 
@@ -177,19 +206,19 @@ def information_ratio(arrays: ArrayData, family: Family) -> float:
     else:
         var = float(np.var(y)) or 1.0
         w, v = np.full(y.shape, 1.0 / var), var / 2.0
-    N = len(arrays.groups)
-    col_var = np.var(arrays.Z, axis=0)
+    t = arrays.terms[term]
+    col_var = np.var(t.Z, axis=0)
     v_k = np.where(col_var > 0, v / np.where(col_var > 0, col_var, 1.0), v)
-    info = np.zeros((N, arrays.Z.shape[1]))
-    np.add.at(info, arrays.cluster, w[:, None] * arrays.Z**2)
+    info = np.zeros((len(t.groups), t.Z.shape[1]))
+    np.add.at(info, t.cluster, w[:, None] * t.Z**2)
     return float(np.median(np.min(info * v_k, axis=1)))
 
 
-def choose_centred(arrays: ArrayData, family: Family) -> bool:
+def choose_centred(arrays: ArrayData, family: Family, term: int = 0) -> bool:
     """The documented rule: for GLMMs, centred b when the data dominate a unit-scale prior for
     the typical cluster (information ratio >= 3), non-centred otherwise. Gaussian models are
     sampled collapsed by default; a forced joint run is non-centred (on sleepstudy, ratio 5,
     the centred joint sampler diverged)."""
     if family.name == "gaussian":
         return False
-    return information_ratio(arrays, family) >= CENTRED_THRESHOLD
+    return information_ratio(arrays, family, term) >= CENTRED_THRESHOLD

@@ -3,6 +3,7 @@ functions (log density, initial positions, constraining) and to sampling."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import jax
 import jax.numpy as jnp
@@ -10,11 +11,11 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from . import collapsed
-from .density import ModelData, ModelSpec, log_posterior, natural_draw, unpack
+from .density import ModelData, ModelSpec, TermSpec, log_posterior, natural_draw, unpack
 from .design import ArrayData, choose_centred, prepare_arrays
 from .families import Family, make_family
 from .parameters import n_chol
-from .priors import Flat, Priors, default_priors, describe_priors, resolve_priors
+from .priors import Flat, Normal, Priors, default_priors, describe_priors, resolve_priors
 from .results import Fit
 from .sampling import SamplerConfig, sample_chains
 
@@ -23,6 +24,20 @@ METHODS = ("auto", "joint", "collapsed")
 DENSE_MAX_DIM = 100
 DTYPES = ("float64", "float32")
 LATENT = ("z", "b")  # position keys of the random effects (absent when b is integrated out)
+
+
+def _is_latent(name: str) -> bool:
+    """Whether a position name holds random effects ("z", "b", "z|g", "b|g")."""
+    return name.split("|")[0] in LATENT
+
+
+def _pick(prior, columns: tuple):
+    """A Normal prior restricted to `columns` (the random columns with a mean parameter)."""
+    if isinstance(prior, Normal):
+        loc = np.broadcast_to(np.asarray(prior.loc, float), (max(columns, default=-1) + 1,))
+        scale = np.broadcast_to(np.asarray(prior.scale, float), loc.shape)
+        return Normal(tuple(loc[list(columns)].tolist()), tuple(scale[list(columns)].tolist()))
+    return prior
 
 
 def _check_count(value, name: str, minimum: int) -> int:
@@ -47,33 +62,99 @@ class GLMM:
         y_ij | b_i ~ family with mean h(x_ij' beta + z_ij' b_i + offset_ij)
         b_i ~ N_q(mu, D),   Omega = D^{-1},   priors as in `jaxglmm.Priors`
 
-    Build one with `GLMM.from_arrays`. The object is immutable: sampling returns a `Fit`.
+    Build one from a formula and a data frame, `GLMM("y ~ x + (1 + t | id)", df)`, or from
+    arrays with `GLMM.from_arrays`. The object is immutable: sampling returns a `Fit`.
     """
 
-    def __init__(self, arrays: ArrayData, family: Family, priors: Priors | None,
-                 centred: bool | None = None, factor: str = "D", dtype: str = "float64"):
+    formula: str | None = None
+    data = None        # the rows and columns of the user's frame that the formula uses
+    na_action: str = "raise"
+
+    def __init__(self, formula: str, data, family="gaussian", priors: Priors | None = None, *,
+                 link: str | None = None, centred: bool | None = None, factor: str = "D",
+                 dtype: str = "float64", na_action: str = "raise"):
+        """A model from an lme4-style formula and a pandas DataFrame.
+
+        Args:
+            formula: e.g. "y ~ x + (1 + t | id)". Fixed part parsed by `formulae`
+                (numeric and categorical predictors with treatment coding, interactions,
+                functions such as log(x)); random terms "(expr | g)", "(1 | a/b)" (nested:
+                a and a:b), several terms (crossed). Binomial responses as
+                "cbind(successes, failures)" or "successes/trials" or "p(successes, trials)".
+                A column both in the fixed part and in a random term becomes that term's mu;
+                a random column not in the fixed part has mean 0 (lme4's convention).
+            data: a pandas DataFrame; never modified.
+            family, link, priors, centred, factor, dtype: as in `GLMM.from_arrays`; with
+                several terms `priors.mu` / `priors.omega` may be dicts keyed by the grouping
+                factor, and `centred` is chosen per term when None.
+            na_action: "raise" (default: missing values in the used columns are an error
+                that says how many rows and which columns) or "drop" (drop those rows, with
+                a warning saying how many).
+        Raises:
+            ValueError: a formula that does not parse, a missing column, a grouping factor
+                with one level, a response the family cannot take, missing values.
+        """
+        from .formula import parse_formula
+        fam = make_family(family, link)
+        parsed = parse_formula(formula, data, fam, na_action)
+        self.formula = formula
+        self.data = parsed.data
+        self.na_action = na_action
+        self.design = parsed
+        self._setup(parsed.arrays, fam, priors, centred, factor, dtype)
+
+    @classmethod
+    def _from_array_data(cls, arrays: ArrayData, family: Family, priors: Priors | None,
+                         centred: bool | None = None, factor: str = "D",
+                         dtype: str = "float64") -> "GLMM":
+        model = cls.__new__(cls)
+        model.design = None
+        model._setup(arrays, family, priors, centred, factor, dtype)
+        return model
+
+    def _setup(self, arrays: ArrayData, family: Family, priors: Priors | None,
+               centred: bool | None, factor: str, dtype: str) -> None:
         if factor not in FACTORS:
             raise ValueError(f"factor={factor!r} is unknown; choose one of "
                              f"{', '.join(map(repr, FACTORS))}.")
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r} is unknown; choose 'float64' or 'float32'.")
+        if centred is not None and not isinstance(centred, (bool, np.bool_)):
+            raise ValueError(f"centred: must be True, False or None (chosen by the data), "
+                             f"got {centred!r}.")
+        if priors is not None and not isinstance(priors, Priors):
+            raise ValueError(f"priors: must be a jaxglmm.Priors, got {type(priors).__name__}.")
         self.arrays = arrays
-        p, q, N = arrays.X.shape[1], arrays.Z.shape[1], len(arrays.groups)
-        defaults = default_priors(arrays.y, arrays.X, arrays.Z, family, arrays.trials)
-        resolved = resolve_priors(priors, defaults, p, q, family.has_dispersion)
+        p = arrays.X.shape[1]
+        terms = arrays.terms
+        names = tuple(t.name for t in terms)
+        priors = priors if priors is not None else Priors()
         self.centred_auto = centred is None
-        if centred is None:
-            centred = choose_centred(arrays, family)
-        self.spec = ModelSpec(family=family, priors=resolved, p=p, q=q, N=N,
-                              centred=bool(centred), factor=factor)
+        term_specs, defaults_k = [], []
+        for k, t in enumerate(terms):
+            q = t.Z.shape[1]
+            defaults = default_priors(arrays.y, arrays.X, t.Z, family, arrays.trials)
+            defaults = replace(defaults, mu=_pick(defaults.mu, t.mu_free))
+            resolved = resolve_priors(priors.for_term(t.name, names), defaults, p, q,
+                                      family.has_dispersion, q_mu=len(t.mu_free))
+            c = choose_centred(arrays, family, k) if centred is None else bool(centred)
+            key = "" if len(terms) == 1 else f"|{t.name}"
+            term_specs.append(TermSpec(key=key, q=q, N=len(t.groups), mu_free=t.mu_free,
+                                       centred=c, factor=factor, priors=resolved))
+            defaults_k.append(defaults)
+        self.spec = ModelSpec(family=family, priors=term_specs[0].priors, p=p,
+                              terms=tuple(term_specs))
         self.dtype = dtype
-        self._init_loc, self._init_scale = self._init_box(defaults)
-        flat = [name for name in ("beta", "mu")
-                if isinstance(getattr(resolved.spec, name), Flat) and (p if name == "beta" else q)]
+        self._init_loc, self._init_scale = self._init_box(defaults_k)
+        flat = []
+        if p and isinstance(self.spec.priors.spec.beta, Flat):
+            flat.append("beta")
+        if any(isinstance(ts.priors.spec.mu, Flat) and ts.mu_free for ts in term_specs):
+            flat.append("mu")
         if flat:
             warnings.warn(f"priors.{' and '.join(flat)}: flat (improper) prior; the posterior "
                           "is proper only if the data identify these coefficients.",
-                          UserWarning, stacklevel=3)
+                          UserWarning, stacklevel=4)
 
     @classmethod
     def from_arrays(cls, y, Z, groups, X=None, family="gaussian", trials=None, offset=None,
@@ -103,7 +184,8 @@ class GLMM:
         """
         fam = make_family(family, link)
         arrays = prepare_arrays(y, Z, groups, X, fam, trials, offset, x_names, z_names)
-        return cls(arrays, fam, priors, centred=centred, factor=factor, dtype=dtype)
+        return cls._from_array_data(arrays, fam, priors, centred=centred, factor=factor,
+                                    dtype=dtype)
 
     # ------------------------------------------------------------------ pure functions
 
@@ -114,18 +196,24 @@ class GLMM:
 
     def describe_priors(self) -> str:
         """The priors used, one line per block or coefficient, defaults marked."""
-        a = self.arrays
-        return "\n".join(describe_priors(self.spec.priors, a.x_names, a.z_names))
+        a, spec = self.arrays, self.spec
+        lines = describe_priors(spec.priors, a.x_names, (), blocks=("beta", "tau"))
+        for t, ts in zip(a.terms, spec.terms):
+            mu_names = tuple(t.z_names[j] for j in ts.mu_free)
+            lines += describe_priors(ts.priors, (), t.z_names, mu_names, ts.key,
+                                     blocks=("mu", "omega"))
+        return "\n".join(lines)
 
     def _data(self) -> ModelData:
         """Device arrays in the current precision."""
         a = self.arrays
         f = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
         y, trials = jnp.asarray(a.y, f), jnp.asarray(a.trials, f)
+        extra = tuple((jnp.asarray(t.Z, f), jnp.asarray(t.cluster)) for t in a.extra)
         return ModelData(y=y, X=jnp.asarray(a.X, f), Z=jnp.asarray(a.Z, f),
                          cluster=jnp.asarray(a.cluster), trials=trials,
                          offset=jnp.asarray(a.offset, f),
-                         log_base=jnp.sum(self.spec.family.log_base(y, trials)))
+                         log_base=jnp.sum(self.spec.family.log_base(y, trials)), extra=extra)
 
     @property
     def logdensity_fn(self):
@@ -141,22 +229,36 @@ class GLMM:
             return log_posterior(position, self._data(), spec)
         return logdensity
 
-    def _init_box(self, defaults: Priors):
-        """Centre and half-width of the box that initial positions are drawn from."""
+    def _init_box(self, defaults_k: list[Priors]):
+        """Centre and half-width of the box that initial positions are drawn from (per
+        position name); `defaults_k` the default priors of each term."""
         a, spec = self.arrays, self.spec
         s = (float(np.std(a.y)) or 1.0) if spec.family.name == "gaussian" else 1.0
-        q = spec.q
         loc, scale = {}, {}
         if spec.p:
             loc["beta"] = np.zeros(spec.p)
-            scale["beta"] = 0.1 * np.asarray(defaults.beta.scale, float)
-        loc["mu"] = np.asarray(defaults.mu.loc, float) * np.ones(q)
-        scale["mu"] = 0.1 * np.asarray(defaults.mu.scale, float) * np.ones(q)
-        s_j = np.sqrt(np.asarray(defaults.omega.scale_inv_diag, float) / 0.1) * np.ones(q)
-        log_sd = np.log(0.5 * s_j)
-        diag = log_sd if spec.factor == "D" else -log_sd
-        loc["chol"] = np.concatenate([diag, np.zeros(n_chol(q) - q)])
-        scale["chol"] = np.concatenate([np.full(q, 0.5), np.full(n_chol(q) - q, 0.1)])
+            scale["beta"] = 0.1 * np.asarray(defaults_k[0].beta.scale, float)
+        for term, defaults in zip(spec.terms, defaults_k):
+            q, name, n_mu = term.q, term.name, len(term.mu_free)
+            mu_full = np.zeros(q)
+            if n_mu:
+                loc[name("mu")] = np.asarray(defaults.mu.loc, float) * np.ones(n_mu)
+                scale[name("mu")] = 0.1 * np.asarray(defaults.mu.scale, float) * np.ones(n_mu)
+                mu_full[list(term.mu_free)] = loc[name("mu")]
+            s_j = np.sqrt(np.asarray(defaults.omega.scale_inv_diag, float) / 0.1) * np.ones(q)
+            log_sd = np.log(0.5 * s_j)
+            diag = log_sd if term.factor == "D" else -log_sd
+            loc[name("chol")] = np.concatenate([diag, np.zeros(n_chol(q) - q)])
+            scale[name("chol")] = np.concatenate([np.full(q, 0.5), np.full(n_chol(q) - q, 0.1)])
+            pri = term.priors
+            if pri.random_gamma:
+                g, h = (np.asarray(v) for v in pri.gamma)
+                loc[name("log_gamma")], scale[name("log_gamma")] = np.log(g / h), np.full(q, 0.5)
+            if term.centred:
+                loc[name("b")] = np.tile(mu_full, (term.N, 1))
+                scale[name("b")] = np.tile(0.5 * s_j, (term.N, 1))
+            else:
+                loc[name("z")], scale[name("z")] = np.zeros((term.N, q)), np.ones((term.N, q))
         if spec.family.has_dispersion:
             loc["log_tau"] = np.asarray(-2.0 * np.log(s))
             scale["log_tau"] = np.asarray(0.5)
@@ -164,12 +266,6 @@ class GLMM:
         if pri.random_d:
             g, h = pri.tau[1]
             loc["log_d"], scale["log_d"] = np.asarray(np.log(g / h)), np.asarray(0.5)
-        if pri.random_gamma:
-            g, h = (np.asarray(v) for v in pri.gamma)
-            loc["log_gamma"], scale["log_gamma"] = np.log(g / h), np.full(q, 0.5)
-        re = "b" if spec.centred else "z"
-        loc[re] = np.tile(loc["mu"], (spec.N, 1)) if spec.centred else np.zeros((spec.N, q))
-        scale[re] = np.tile(0.5 * s_j, (spec.N, 1)) if spec.centred else np.ones((spec.N, q))
         return loc, scale
 
     def initial_position(self, key) -> dict:
@@ -189,8 +285,8 @@ class GLMM:
         dict per chain (without the random effects when b is integrated out)."""
         method = self._resolve_method(method)
         init_key = jax.random.split(_as_key(seed), 3)[0]
-        latent = LATENT if method == "collapsed" else ()
-        return [{k: v for k, v in self.initial_position(k_c).items() if k not in latent}
+        return [{k: v for k, v in self.initial_position(k_c).items()
+                 if method != "collapsed" or not _is_latent(k)}
                 for k_c in jax.random.split(init_key, chains)]
 
     def constrain(self, position: dict) -> dict:
@@ -200,14 +296,15 @@ class GLMM:
 
     @property
     def can_collapse(self) -> bool:
-        """Whether b can be integrated out exactly (gaussian family, identity link)."""
+        """Whether b can be integrated out exactly (gaussian family, identity link, one
+        random-effect term)."""
         f = self.spec.family
-        return f.name == "gaussian" and f.link == "identity"
+        return f.name == "gaussian" and f.link == "identity" and len(self.spec.terms) == 1
 
     def _n_sampled(self, method: str) -> int:
         """Number of unconstrained parameters the sampler moves under `method`."""
         return int(sum(np.size(v) for k, v in self._init_loc.items()
-                       if method == "joint" or k not in LATENT))
+                       if method == "joint" or not _is_latent(k)))
 
     def _resolve_method(self, method: str) -> str:
         if method not in METHODS:
@@ -215,7 +312,8 @@ class GLMM:
                              f"{', '.join(map(repr, METHODS))}.")
         if method == "collapsed" and not self.can_collapse:
             raise ValueError("method='collapsed': b can be integrated out only for the "
-                             "gaussian family with the identity link; use method='joint'.")
+                             "gaussian family with the identity link and one random-effect "
+                             "term; use method='joint'.")
         if method == "auto":
             return "collapsed" if self.can_collapse else "joint"
         return method
@@ -293,8 +391,11 @@ class GLMM:
                 make_logdensity, transform, data, x0, jax.random.split(warmup_key, chains),
                 jax.random.split(sample_key, chains), warmup, draws, config,
                 cache_key=(spec, method), progress=progress, chunk=chunk, timings=timings)
-        parametrisation = ("b integrated out" if method == "collapsed"
-                           else "centred" if spec.centred else "non-centred")
+        kinds = sorted({"centred" if t.centred else "non-centred" for t in spec.terms})
+        if len(spec.terms) > 1 and len(kinds) > 1:
+            kinds = [", ".join(f"{'centred' if t.centred else 'non-centred'} {t.key[1:]}"
+                               for t in spec.terms)]
+        parametrisation = "b integrated out" if method == "collapsed" else kinds[0]
         if method == "joint" and self.centred_auto:
             parametrisation += " (chosen by the data)"
         info = {"method": method, "parametrisation": parametrisation, "factor": spec.factor,

@@ -126,9 +126,41 @@ class Priors:
         for name, kinds in (("beta", (Flat, Normal)), ("mu", (Flat, Normal)),
                             ("tau", (Gamma,)), ("omega", (Wishart,))):
             value = getattr(self, name)
-            if value is not None and not isinstance(value, kinds):
-                allowed = " or ".join(k.__name__ for k in kinds)
-                raise ValueError(f"priors.{name}: must be {allowed}, got {value!r}.")
+            if isinstance(value, dict) and name in PER_TERM:
+                # one prior per random-effect term, keyed by its grouping factor; kept as
+                # sorted pairs so that the spec stays hashable
+                value = tuple(sorted(value.items()))
+                object.__setattr__(self, name, value)
+            items = value if isinstance(value, tuple) and name in PER_TERM else (("", value),)
+            for term, v in items:
+                if v is not None and not isinstance(v, kinds):
+                    allowed = " or ".join(k.__name__ for k in kinds)
+                    where = f"[{term!r}]" if term else ""
+                    raise ValueError(f"priors.{name}{where}: must be {allowed}"
+                                     f"{' (or a dict of them per grouping factor)' if name in PER_TERM else ''}"
+                                     f", got {v!r}.")
+
+    def for_term(self, name: str, names: tuple) -> "Priors":
+        """The priors of the random-effect term of grouping factor `name`: mu and omega
+        picked from per-term dicts (None where a dict leaves the term out).
+
+        Raises:
+            ValueError: a per-term dict names a grouping factor that is not in `names`.
+        """
+        picked = {}
+        for block in PER_TERM:
+            value = getattr(self, block)
+            if isinstance(value, tuple):
+                unknown = [k for k, _ in value if k not in names]
+                if unknown:
+                    raise ValueError(f"priors.{block}: {unknown[0]!r} is not a grouping factor "
+                                     f"of the model; they are {', '.join(map(repr, names))}.")
+                value = dict(value).get(name)
+            picked[block] = value
+        return replace(self, **picked)
+
+
+PER_TERM = ("mu", "omega")  # prior blocks that may differ between random-effect terms
 
 
 # ----------------------------------------------------------------------------- defaults
@@ -218,8 +250,9 @@ class ResolvedPriors:
 
 
 def resolve_priors(priors: Priors | None, defaults: Priors, p: int, q: int,
-                   has_dispersion: bool) -> ResolvedPriors:
+                   has_dispersion: bool, q_mu: int | None = None) -> ResolvedPriors:
     """Fill the user's spec with the defaults, broadcast it to (p, q), and check it.
+    `q_mu` (default q) is the number of random-effect columns with a mean parameter.
 
     Raises:
         ValueError: wrong lengths, a tau prior for a family without dispersion, or
@@ -271,7 +304,7 @@ def resolve_priors(priors: Priors | None, defaults: Priors, p: int, q: int,
         gamma = _broadcast(om.scale_inv_diag, q, "priors.omega.scale_inv_diag")
     return ResolvedPriors(
         beta=location_scale(spec.beta, p, "beta"),
-        mu=location_scale(spec.mu, q, "mu"),
+        mu=location_scale(spec.mu, q if q_mu is None else q_mu, "mu"),
         tau=tau, omega_df=om.df, gamma=gamma,
         random_d=random_d, random_gamma=om.has_random_gamma, spec=spec,
     )
@@ -324,35 +357,46 @@ def _fmt(v) -> str:
     return f"{v:.4g}"
 
 
-def describe_priors(priors: ResolvedPriors, x_names, z_names) -> list[str]:
+def describe_priors(priors: ResolvedPriors, x_names, z_names, mu_names=None, key: str = "",
+                    blocks=("beta", "mu", "tau", "omega")) -> list[str]:
     """One readable line per prior, e.g. "mu[Days] ~ Normal(0, 49.03)", with (default) where
-    the value was filled in from the data and "random" hyperparameters spelled out."""
+    the value was filled in from the data and "random" hyperparameters spelled out.
+
+    mu_names: the random-effect columns with a mean parameter (default: all of z_names);
+    key: the term's name suffix ("|g") for models with several terms; blocks: which of
+    beta, mu, tau, omega to describe.
+    """
+    mu_names = z_names if mu_names is None else mu_names
     tag = {name: " (default)" if name in priors.spec.defaults else ""
            for name in ("beta", "mu", "tau", "omega")}
     lines = []
-    for block, names, values in (("beta", x_names, priors.beta), ("mu", z_names, priors.mu)):
-        if not names:
+    for block, names, values in (("beta", x_names, priors.beta), ("mu", mu_names, priors.mu)):
+        if not names or block not in blocks:
             continue
+        label = block + (key if block == "mu" else "")
         if values is None:
-            lines.append(f"{block} ~ Flat() (improper){tag[block]}")
+            lines.append(f"{label} ~ Flat() (improper){tag[block]}")
             continue
         for name, loc, scale in zip(names, *values):
-            lines.append(f"{block}[{name}] ~ Normal({_fmt(loc)}, {_fmt(scale)}){tag[block]}")
-    if priors.tau is not None:
+            lines.append(f"{label}[{name}] ~ Normal({_fmt(loc)}, {_fmt(scale)}){tag[block]}")
+    if priors.tau is not None and "tau" in blocks:
         c, d = priors.tau
         if priors.random_d:
             lines.append(f"tau ~ Gamma({_fmt(c)}, d){tag['tau']},  d ~ Gamma({_fmt(d[0])}, "
                          f"{_fmt(d[1])}) (random)")
         else:
             lines.append(f"tau ~ Gamma({_fmt(c)}, {_fmt(d)}){tag['tau']}")
+    if "omega" not in blocks:
+        return lines
+    omega = f"Omega{key}"
     if priors.random_gamma:
         g, h = priors.gamma
-        hyper = ", ".join(f"gamma[{n}] ~ Gamma({_fmt(a)}, {_fmt(b)})"
+        hyper = ", ".join(f"gamma{key}[{n}] ~ Gamma({_fmt(a)}, {_fmt(b)})"
                           for n, a, b in zip(z_names, g, h))
-        lines.append(f"Omega ~ Wishart({_fmt(priors.omega_df)}, S), S^-1 = diag(gamma)"
+        lines.append(f"{omega} ~ Wishart({_fmt(priors.omega_df)}, S), S^-1 = diag(gamma)"
                      f"{tag['omega']},  {hyper} (random)")
     else:
         gamma = ", ".join(_fmt(v) for v in priors.gamma)
-        lines.append(f"Omega ~ Wishart({_fmt(priors.omega_df)}, S), S^-1 = diag({gamma})"
+        lines.append(f"{omega} ~ Wishart({_fmt(priors.omega_df)}, S), S^-1 = diag({gamma})"
                      f"{tag['omega']}")
     return lines

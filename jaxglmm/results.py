@@ -56,34 +56,42 @@ class Fit:
 
     def scalar_draws(self, include_b: bool = False) -> dict[str, np.ndarray]:
         """Every scalar quantity as (C, S) draws, keyed by readable names such as
-        "beta[x1]", "mu[Intercept]", "D[Intercept,Days]", "corr[Intercept,Days]"."""
+        "beta[x1]", "mu[Intercept]", "D[Intercept,Days]", "corr[Intercept,Days]"; with
+        several random-effect terms the term's names carry its grouping factor:
+        "mu|Subject[Intercept]", "sd|Subject[Days]", "b|Subject[308,Intercept]"."""
         a, d = self.model.arrays, self.draws
-        z, q = a.z_names, len(a.z_names)
         out: dict[str, np.ndarray] = {}
         for j, name in enumerate(a.x_names):
             out[f"beta[{name}]"] = d["beta"][..., j]
-        for j, name in enumerate(z):
-            out[f"mu[{name}]"] = d["mu"][..., j]
+        pairs = list(zip(a.terms, self.model.spec.terms))
+        for t, ts in pairs:
+            for j, col in enumerate(ts.mu_free):
+                out[f"mu{ts.key}[{t.z_names[col]}]"] = d["mu" + ts.key][..., j]
         for name in ("sigma", "tau"):
             if name in d:
                 out[name] = d[name]
-        for j in range(q):
-            for k in range(j, q):
-                out[f"D[{z[j]},{z[k]}]"] = d["D"][..., j, k]
-        for j in range(q):
-            out[f"sd[{z[j]}]"] = d["sd"][..., j]
-        for j in range(q):
-            for k in range(j + 1, q):
-                out[f"corr[{z[j]},{z[k]}]"] = d["corr"][..., j, k]
+        for t, ts in pairs:
+            z, q, key = t.z_names, len(t.z_names), ts.key
+            for j in range(q):
+                for k in range(j, q):
+                    out[f"D{key}[{z[j]},{z[k]}]"] = d["D" + key][..., j, k]
+            for j in range(q):
+                out[f"sd{key}[{z[j]}]"] = d["sd" + key][..., j]
+            for j in range(q):
+                for k in range(j + 1, q):
+                    out[f"corr{key}[{z[j]},{z[k]}]"] = d["corr" + key][..., j, k]
         if "d" in d:
             out["d"] = d["d"]
-        if "gamma" in d:
-            for j in range(q):
-                out[f"gamma[{z[j]}]"] = d["gamma"][..., j]
+        for t, ts in pairs:
+            if "gamma" + ts.key in d:
+                for j, col in enumerate(t.z_names):
+                    out[f"gamma{ts.key}[{col}]"] = d["gamma" + ts.key][..., j]
         if include_b:
-            for i, g in enumerate(a.groups):
-                for j in range(q):
-                    out[f"b[{g},{z[j]}]"] = d["b"][..., i, j]
+            for t, ts in zip(a.terms, self.model.spec.terms):
+                b = d["b" + ts.key]
+                for i, g in enumerate(t.groups):
+                    for j, col in enumerate(t.z_names):
+                        out[f"b{ts.key}[{g},{col}]"] = b[..., i, j]
         return out
 
     def summary(self, include_b: bool = False, warn: bool = True) -> pd.DataFrame:
@@ -105,7 +113,7 @@ class Fit:
 
     def _problems(self, table: pd.DataFrame) -> list[str]:
         out = []
-        chains = self.draws["mu"].shape[0]
+        chains = self.sample_stats["diverging"].shape[0]
         bad = table.index[table["r_hat"] > 1.01].tolist()
         if bad:
             out.append(f"R-hat > 1.01 for {', '.join(bad)}: the chains disagree; run longer "

@@ -157,6 +157,6 @@ def test_posterior_likelihood_equals_sum_of_exact_pointwise_terms(family):
     psi, jac = unpack(pos, model.spec)
     b = random_effects(pos, psi, model.spec)
     data = model._data()
-    rest = log_prior_b(pos, psi, b, model.spec) + log_prior_psi(psi, model.spec.priors) + jac
+    rest = log_prior_b(pos, psi, b, model.spec) + log_prior_psi(psi, model.spec) + jac
     want = jnp.sum(pointwise_log_likelihood(b, psi, data, model.spec.family))
     np.testing.assert_allclose(log_posterior(pos, data, model.spec) - rest, want, rtol=1e-10)
