@@ -130,6 +130,28 @@ class Fit:
                        "informative, non-centred otherwise).")
         return out
 
+    def predict(self, newdata, kind: str = "mean", groups: str = "existing",
+                summary: bool = False, seed=0):
+        """Posterior predictions for the rows of a DataFrame (formula models).
+
+        Args:
+            newdata: DataFrame with the formula's predictor and grouping columns (and, for
+                binomial, the trials columns of the response).
+            kind: "mean" (h(eta); expected successes for binomial), "link" (eta) or
+                "response" (one y from the family per draw: posterior predictive).
+            groups: "existing" (every level must be in the fitted data; it uses its b
+                draws) or "new" (seen levels use their b, unseen ones get a fresh
+                b ~ N(mu, D) per posterior draw).
+            summary: return a DataFrame (mean, sd, 5%, 50%, 95% per row) instead of draws.
+            seed: integer or jax.random key for the new-level and response draws.
+        Returns:
+            draws (chains, draws, n_new), or the summary DataFrame indexed like newdata.
+        Raises:
+            ValueError: missing columns or values, unseen levels with groups="existing".
+        """
+        from .predict import predict
+        return predict(self, newdata, kind, groups, summary, seed)
+
     def __repr__(self) -> str:
         i = self.info
         return (f"Fit({i['method']}, {i['parametrisation']}, chains={i['chains']}, "
