@@ -410,7 +410,54 @@ class GLMM:
             last_state=last,
         )
 
+    def describe(self) -> str:
+        """The model's hierarchy in the notation of DESIGN.md section 1, with its priors."""
+        a, spec = self.arrays, self.spec
+        fam = spec.family
+        h = {"identity": "eta_ij", "log": "exp(eta_ij)", "logit": "logit^-1(eta_ij)",
+             "probit": "Phi(eta_ij)", "cloglog": "1 - exp(-exp(eta_ij))"}[fam.link]
+        dist = {"gaussian": f"N({h}, 1/tau)", "bernoulli": f"Bernoulli({h})",
+                "binomial": f"Binomial(n_ij, {h})", "poisson": f"Poisson({h})"}[fam.name]
+        multi = len(spec.terms) > 1
+        lines = [f"GLMM: {fam.name} family, {fam.link} link"]
+        if self.formula is not None:
+            lines.append(f"  formula: {self.formula}")
+        lines.append(f"  data: {a.y.shape[0]} observations")
+        parts = ["x_ij' beta"] if spec.p else []
+        for ts in spec.terms:
+            parts.append(f"z{ts.key}_ij' b{ts.key}[ij]" if multi else "z_ij' b_i")
+        lines.append(f"  y_ij | b ~ {dist},  eta_ij = {' + '.join(parts)}")
+        if multi:
+            lines.append("    (b|g[ij]: the coefficients of the level of g that row ij has)")
+        if spec.p:
+            lines.append(f"    x = ({', '.join(a.x_names)})")
+        for t, ts in zip(a.terms, spec.terms):
+            b, mu, D = (f"{n}{ts.key}" for n in ("b", "mu", "D"))
+            mean = "0" if not ts.mu_free else mu
+            if ts.mu_free and len(ts.mu_free) < ts.q:
+                free = ", ".join(t.z_names[j] for j in ts.mu_free)
+                mean += f" (free for {free}; 0 for the other columns)"
+            where = (f"one per level of {t.name} ({ts.N} levels)")
+            lines.append(f"    z{ts.key} = ({', '.join(t.z_names)})")
+            lines.append(f"  {b}{'_l' if multi else '_i'} ~ N_{ts.q}({mean}, {D}), {where}; "
+                         f"Omega{ts.key} = {D}^-1")
+        psi = (["beta"] if spec.p else []) + [
+            f"mu{ts.key}" for ts in spec.terms if ts.mu_free]
+        if fam.has_dispersion:
+            psi.append("tau")
+        psi += [f"Omega{ts.key}" for ts in spec.terms]
+        lines.append(f"  psi = ({', '.join(psi)})")
+        lines.append("Priors:")
+        lines += ["  " + line for line in self.describe_priors().splitlines()]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.describe()
+
     def __repr__(self) -> str:
         s = self.spec
+        if self.formula is not None:
+            return (f"GLMM({self.formula!r}, family={s.family.name!r}, link={s.family.link!r}, "
+                    f"n_obs={self.arrays.y.shape[0]})")
         return (f"GLMM(family={s.family.name!r}, link={s.family.link!r}, n_obs="
                 f"{self.arrays.y.shape[0]}, N={s.N}, p={s.p}, q={s.q})")

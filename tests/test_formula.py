@@ -207,3 +207,17 @@ def test_crossed_model_samples_and_names(sleep):
         assert row in table.index
     assert fit.draws["b|h"].shape == (2, 100, 5, 1)
     assert np.all(np.isfinite(table["mean"]))
+
+
+def test_print_model_states_the_hierarchy(sleep):
+    m = jaxglmm.GLMM("Reaction ~ Days + (1 + Days | Subject)", sleep,
+                     priors=jaxglmm.Priors(tau=jaxglmm.Gamma(1.0, jaxglmm.Gamma(2.0, 3.0))))
+    text = str(m)
+    for piece in ("gaussian family, identity link", "y_ij | b ~ N(eta_ij, 1/tau)",
+                  "b_i ~ N_2(mu, D), one per level of Subject (18 levels)",
+                  "psi = (mu, tau, Omega)", "tau ~ Gamma(1, d),  d ~ Gamma(2, 3) (random)",
+                  "Omega ~ Wishart(2, S)"):
+        assert piece in text
+    crossed = str(jaxglmm.GLMM("y ~ 1 + (1 | g) + (0 + x | h)", _frame()))
+    assert "b|g_l ~ N_1(mu|g, D|g)" in crossed and "b|h_l ~ N_1(0, D|h)" in crossed
+    assert "psi = (mu|g, tau, Omega|g, Omega|h)" in crossed
