@@ -42,6 +42,10 @@ class Fit:
     step_size: np.ndarray
     inverse_mass_matrix: np.ndarray
     last_state: Any = field(default=None, repr=False)
+    # where the chains stopped: position (C, d) unconstrained, logdensity (C,),
+    # logdensity_grad (C, d); and the key data (C, 2) of their sampling keys (for extend)
+    chain_state: dict | None = field(default=None, repr=False)
+    sample_keys: np.ndarray | None = field(default=None, repr=False)    # (C, 2) key data
 
     @property
     def coords(self) -> dict:
@@ -129,6 +133,13 @@ class Fit:
                        "parametrisation (centred=True when clusters are large and "
                        "informative, non-centred otherwise).")
         return out
+
+    def extend(self, draws: int = 1000, progress: bool = True) -> "Fit":
+        """The chains continued by `draws` more iterations from their last state, with the
+        adapted step size and mass matrix and no new warmup: the result equals (draw for
+        draw) one run of the combined length with the same seed. Returns a new Fit holding
+        the old and the new draws; this one is unchanged."""
+        return self.model._extend(self, draws, progress)
 
     def predict(self, newdata, kind: str = "mean", groups: str = "existing",
                 summary: bool = False, seed=0):
