@@ -191,8 +191,19 @@ class GLMM:
 
     @property
     def priors(self) -> Priors:
-        """The priors used, user values and defaults filled in."""
-        return self.spec.priors.spec
+        """The priors used, user values and defaults filled in; with several random-effect
+        terms mu and omega are dicts by grouping factor."""
+        first = self.spec.priors.spec
+        if len(self.spec.terms) == 1:
+            return first
+        names = [t.name for t in self.arrays.terms]
+        per_term = {block: {n: getattr(ts.priors.spec, block)
+                            for n, ts in zip(names, self.spec.terms)}
+                    for block in ("mu", "omega")}
+        defaults = tuple(b for b in ("beta", "tau") if b in first.defaults) + tuple(
+            b for b in ("mu", "omega")
+            if all(b in ts.priors.spec.defaults for ts in self.spec.terms))
+        return Priors(beta=first.beta, tau=first.tau, defaults=defaults, **per_term)
 
     def describe_priors(self) -> str:
         """The priors used, one line per block or coefficient, defaults marked."""

@@ -32,6 +32,8 @@ class Fit:
         info: method, parametrisation, sizes, seed and timings.
         step_size: adapted step size per chain (C,).
         inverse_mass_matrix: adapted inverse mass matrix per chain (C, d) or (C, d, d).
+        last_state: where the chains stopped: the sampler's ChainState, or for a fit from
+            `jaxglmm.load` a `jaxglmm.storage.SavedState` (last positions (C, d), tuning).
     """
 
     draws: dict
@@ -162,6 +164,64 @@ class Fit:
         """
         from .predict import predict
         return predict(self, newdata, kind, groups, summary, seed)
+
+    # --------------------------------------------------------------- ArviZ, plots, saving
+
+    def _posterior_dims(self) -> dict:
+        """{draws key: (dims, coords)} of the posterior variables after (chain, draw); the one
+        place where dims are named (`jaxglmm.inference_data.posterior_dims`)."""
+        from .inference_data import posterior_dims
+        return posterior_dims(self)
+
+    def to_arviz(self, posterior_predictive: bool = False, include_b: bool = True, *,
+                 log_likelihood: bool = True, seed=0):
+        """An arviz.InferenceData: posterior (named dims), sample_stats, observed_data,
+        log_likelihood (C, S, n_obs) and, on request, posterior_predictive (C, S, n_obs)
+        drawn with keys from `seed`. See `jaxglmm.inference_data.to_inference_data`."""
+        from .inference_data import to_inference_data
+        return to_inference_data(self, posterior_predictive, include_b,
+                                 log_likelihood=log_likelihood, seed=seed)
+
+    def plot_trace(self, var_names=None, **kwargs):
+        """arviz.plot_trace of the posterior (b only when named in var_names)."""
+        from .inference_data import plot
+        return plot(self, "trace", var_names, **kwargs)
+
+    def plot_rank(self, var_names=None, **kwargs):
+        """arviz.plot_rank of the posterior (b only when named in var_names)."""
+        from .inference_data import plot
+        return plot(self, "rank", var_names, **kwargs)
+
+    def plot_forest(self, var_names=None, **kwargs):
+        """arviz.plot_forest of the posterior (b only when named in var_names)."""
+        from .inference_data import plot
+        return plot(self, "forest", var_names, **kwargs)
+
+    def plot_ppc(self, num_pp_samples: int | None = 100, **kwargs):
+        """arviz.plot_ppc: the observed y against `num_pp_samples` (None: all) posterior
+        predictive draws, made now (seed=0 unless kwargs["seed"] is given)."""
+        from .inference_data import plot
+        return plot(self, "ppc", kwargs.pop("var_names", None),
+                    num_pp_samples=num_pp_samples, **kwargs)
+
+    def save(self, path) -> None:
+        """Write the fit to a netCDF file (no pickle); `jaxglmm.load(path)` reads it back.
+        See `jaxglmm.storage.save`."""
+        from .storage import save
+        save(self, path)
+
+    def _repr_html_(self) -> str:
+        """Jupyter view: one line on the run, the priors, and the summary table."""
+        import html
+        i = self.info
+        head = (f"<p><b>{html.escape(type(self.model).__name__)} fit</b>: "
+                f"{html.escape(str(i.get('method')))}, "
+                f"{html.escape(str(i.get('parametrisation')))}, {i.get('chains')} chains x "
+                f"{i.get('draws')} draws, {self.num_divergences} divergences</p>")
+        priors = "<br>".join(html.escape(line)
+                             for line in self.model.describe_priors().splitlines())
+        table = self.summary(warn=False).to_html(float_format=lambda v: f"{v:.4g}")
+        return f"{head}<p>Priors:<br>{priors}</p>{table}"
 
     def __repr__(self) -> str:
         i = self.info
