@@ -3,12 +3,10 @@ warnings, the demo, and fit/summary end to end.
 
 Most tests call `cli.main(argv)` in this process, with a stand-in for `jaxglmm.GLMM` where
 sampling is not the point; a few run `python -m jaxglmm` in a subprocess to check the real
-entry point. Tests marked `needs_formula`, `needs_save` or `needs_load` wait for
-`jaxglmm.GLMM(formula, data, ...)`, `Fit.save` and `jaxglmm.load`.
+entry point.
 """
 from __future__ import annotations
 
-import inspect
 import os
 import subprocess
 import sys
@@ -25,24 +23,6 @@ from jaxglmm import cli
 REPO = Path(__file__).resolve().parents[1]
 SLEEP_FORMULA = "Reaction ~ Days + (1 + Days | Subject)"
 SMALL = ["--chains", "2", "--warmup", "100", "--draws", "100", "--no-progress"]
-
-
-def _has_formula_entry_point() -> bool:
-    try:
-        inspect.signature(jaxglmm.GLMM).bind("y ~ (1 | g)", None, family="gaussian",
-                                             link=None, centred=None, na_action="raise")
-    except TypeError:
-        return False
-    return True
-
-
-# Guards for library features being written on other branches; remove after merging.
-needs_formula = pytest.mark.skipif(not _has_formula_entry_point(),
-                                   reason="waiting for jaxglmm.GLMM(formula, data, ...)")
-needs_save = pytest.mark.skipif(not hasattr(jaxglmm.Fit, "save"),
-                                reason="waiting for Fit.save(path)")
-needs_load = pytest.mark.skipif(not hasattr(jaxglmm, "load"),
-                                reason="waiting for jaxglmm.load(path)")
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -494,7 +474,6 @@ def test_demo_runs():
 
 # --------------------------------------- end to end with the library (guarded features)
 
-@needs_formula
 def test_fit_csv_end_to_end(sleep_csv):
     result = run_cli("fit", str(sleep_csv), "--formula", SLEEP_FORMULA, "--family",
                      "gaussian", *SMALL, timeout=600)
@@ -505,7 +484,6 @@ def test_fit_csv_end_to_end(sleep_csv):
         assert line.startswith("warning: "), result.stderr
 
 
-@needs_formula
 def test_fit_library_rejects_the_response(capsys, sleep_csv):
     code, _, err = run_main(capsys, "fit", str(sleep_csv), "--formula", SLEEP_FORMULA,
                             "--family", "bernoulli", *SMALL)
@@ -513,7 +491,6 @@ def test_fit_library_rejects_the_response(capsys, sleep_csv):
     assert_one_line_error(err)
 
 
-@needs_formula
 def test_fit_missing_values_raise(capsys, tmp_path):
     df = jaxglmm.datasets.load_sleepstudy()
     df.loc[3, "Reaction"] = np.nan
@@ -525,9 +502,6 @@ def test_fit_missing_values_raise(capsys, tmp_path):
     assert_one_line_error(err)
 
 
-@needs_formula
-@needs_save
-@needs_load
 def test_fit_out_then_summary(sleep_csv, tmp_path):
     out_path = tmp_path / "fit.nc"
     result = run_cli("fit", str(sleep_csv), "--formula", SLEEP_FORMULA, "--family",
@@ -539,7 +513,6 @@ def test_fit_out_then_summary(sleep_csv, tmp_path):
     assert "r_hat" in summary.stdout and "b[" in summary.stdout
 
 
-@needs_load
 def test_summary_of_a_file_that_is_not_a_fit(capsys, sleep_csv):
     code, _, err = run_main(capsys, "summary", str(sleep_csv))
     assert code == 1
