@@ -181,9 +181,11 @@ def _variables(expression: str, what: str) -> set:
     """Column names an expression of formulae uses; a formula error names `what`."""
     import formulae
     try:
-        return set(formulae.model_description(expression).var_names)
+        names = formulae.model_description(expression).var_names
     except Exception as err:  # formulae raises its own parse errors
         _fail(f"formula: cannot parse the {what} {expression!r}: {err}")
+    # formulae lists a string argument such as C(dose, "LOW") as the name ""
+    return {name for name in names if name}
 
 
 def _design(expression: str, data: pd.DataFrame, what: str):

@@ -34,9 +34,10 @@ def _is_latent(name: str) -> bool:
 def _pick(prior, columns: tuple):
     """A Normal prior restricted to `columns` (the random columns with a mean parameter)."""
     if isinstance(prior, Normal):
-        loc = np.broadcast_to(np.asarray(prior.loc, float), (max(columns, default=-1) + 1,))
-        scale = np.broadcast_to(np.asarray(prior.scale, float), loc.shape)
-        return Normal(tuple(loc[list(columns)].tolist()), tuple(scale[list(columns)].tolist()))
+        def pick(v):
+            v = np.asarray(v, float)
+            return tuple((v[list(columns)] if v.ndim else np.full(len(columns), v)).tolist())
+        return Normal(pick(prior.loc), pick(prior.scale))
     return prior
 
 

@@ -221,3 +221,13 @@ def test_print_model_states_the_hierarchy(sleep):
     crossed = str(jaxglmm.GLMM("y ~ 1 + (1 | g) + (0 + x | h)", _frame()))
     assert "b|g_l ~ N_1(mu|g, D|g)" in crossed and "b|h_l ~ N_1(0, D|h)" in crossed
     assert "psi = (mu|g, tau, Omega|g, Omega|h)" in crossed
+
+
+def test_random_column_without_mean_and_reference_level(sleep):
+    m = jaxglmm.GLMM("Reaction ~ 1 + (1 + Days | Subject)", sleep)
+    assert m.arrays.mu_free == (0,)
+    assert "mu[Days]" not in m.describe_priors() and "mu[Intercept]" in m.describe_priors()
+    df = _frame()
+    m = jaxglmm.GLMM('y ~ C(dose, Treatment("LOW")) + (1 | g)', df)
+    assert m.arrays.x_names == ('C(dose, Treatment("LOW"))[HIGH]',)
+    np.testing.assert_array_equal(m.arrays.X[:, 0], (df.dose == "HIGH").to_numpy(float))
