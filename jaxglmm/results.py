@@ -130,6 +130,58 @@ class Fit:
                        "informative, non-centred otherwise).")
         return out
 
+    # ----------------------------------------------------------------------- ArviZ, plots
+
+    def _posterior_dims(self) -> dict:
+        """{draws key: (dims, coords)} of the posterior variables after (chain, draw); the one
+        place where dims are named (`jaxglmm.inference_data.posterior_dims`)."""
+        from .inference_data import posterior_dims
+        return posterior_dims(self)
+
+    def to_arviz(self, posterior_predictive: bool = False, include_b: bool = True, *,
+                 log_likelihood: bool = True, seed=0):
+        """An arviz.InferenceData: posterior (named dims), sample_stats, observed_data,
+        log_likelihood (C, S, n_obs) and, on request, posterior_predictive (C, S, n_obs)
+        drawn with keys from `seed`. See `jaxglmm.inference_data.to_inference_data`."""
+        from .inference_data import to_inference_data
+        return to_inference_data(self, posterior_predictive, include_b,
+                                 log_likelihood=log_likelihood, seed=seed)
+
+    def plot_trace(self, var_names=None, **kwargs):
+        """arviz.plot_trace of the posterior (b only when named in var_names)."""
+        from .inference_data import plot
+        return plot(self, "trace", var_names, **kwargs)
+
+    def plot_rank(self, var_names=None, **kwargs):
+        """arviz.plot_rank of the posterior (b only when named in var_names)."""
+        from .inference_data import plot
+        return plot(self, "rank", var_names, **kwargs)
+
+    def plot_forest(self, var_names=None, **kwargs):
+        """arviz.plot_forest of the posterior (b only when named in var_names)."""
+        from .inference_data import plot
+        return plot(self, "forest", var_names, **kwargs)
+
+    def plot_ppc(self, num_pp_samples: int | None = 100, **kwargs):
+        """arviz.plot_ppc: the observed y against `num_pp_samples` (None: all) posterior
+        predictive draws, made now (seed=0 unless kwargs["seed"] is given)."""
+        from .inference_data import plot
+        return plot(self, "ppc", kwargs.pop("var_names", None),
+                    num_pp_samples=num_pp_samples, **kwargs)
+
+    def _repr_html_(self) -> str:
+        """Jupyter view: one line on the run, the priors, and the summary table."""
+        import html
+        i = self.info
+        head = (f"<p><b>{html.escape(type(self.model).__name__)} fit</b>: "
+                f"{html.escape(str(i.get('method')))}, "
+                f"{html.escape(str(i.get('parametrisation')))}, {i.get('chains')} chains x "
+                f"{i.get('draws')} draws, {self.num_divergences} divergences</p>")
+        priors = "<br>".join(html.escape(line)
+                             for line in self.model.describe_priors().splitlines())
+        table = self.summary(warn=False).to_html(float_format=lambda v: f"{v:.4g}")
+        return f"{head}<p>Priors:<br>{priors}</p>{table}"
+
     def __repr__(self) -> str:
         i = self.info
         return (f"Fit({i['method']}, {i['parametrisation']}, chains={i['chains']}, "

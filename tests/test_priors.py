@@ -194,3 +194,56 @@ def test_resolve_priors_broadcasts_and_fills_defaults():
     assert flat.tau == (1.0, 0.005) and not flat.random_d and not flat.random_gamma
     no_tau = resolve_priors(None, _defaults(0, 1, tau=False), 0, 1, False)
     assert no_tau.tau is None and no_tau.beta is None  # p = 0: no beta prior
+
+
+# ------------------------------------------------------------------------ serialisation
+
+ROUND_TRIP = [
+    Priors(),
+    Priors(beta=Flat(), mu=Flat()),
+    Priors(beta=Normal(0.0, 2.5), mu=Normal([1.0, -2.0], [10.0, 0.3]), tau=Gamma(1.0, 0.005),
+           omega=Wishart(2.0, 0.01)),
+    Priors(beta=Normal([0.1], [1e-300]), tau=Gamma(0.001, Gamma(2.0, 1.0 / 3.0)),
+           omega=Wishart(1.5, [0.1, 7.25])),
+    Priors(omega=Wishart(2.0, Gamma([1.0, 2.0], [0.5, 0.25])), mu=Normal(np.pi, 1e10)),
+    Priors(omega=Wishart(1.0, Gamma(2.0, 4.0)), defaults=("beta", "mu")),
+]
+
+
+@pytest.mark.parametrize("priors", ROUND_TRIP)
+def test_priors_dict_round_trip_through_json(priors):
+    import json
+    from jaxglmm.priors import priors_from_dict, priors_to_dict
+    text = json.dumps(priors_to_dict(priors), allow_nan=False)
+    back = priors_from_dict(json.loads(text))
+    assert back == priors
+    assert back.defaults == priors.defaults
+    for name in ("beta", "mu", "tau", "omega"):  # same kinds, values and (float/tuple) shapes
+        assert repr(getattr(back, name)) == repr(getattr(priors, name))
+
+
+def test_priors_to_dict_layout():
+    from jaxglmm.priors import priors_to_dict
+    d = priors_to_dict(Priors(beta=Flat(), tau=Gamma(1.0, Gamma(2.0, 3.0)),
+                              omega=Wishart(2.0, [0.5, 1.0])))
+    assert d == {"beta": {"kind": "Flat"}, "mu": None,
+                 "tau": {"kind": "Gamma", "shape": 1.0,
+                         "rate": {"kind": "Gamma", "shape": 2.0, "rate": 3.0}},
+                 "omega": {"kind": "Wishart", "df": 2.0, "scale_inv_diag": [0.5, 1.0]},
+                 "defaults": []}
+
+
+@pytest.mark.parametrize("data,match", [
+    ({"beta": {"kind": "Gamma", "shape": 1.0, "rate": 1.0}}, r"priors\.beta: kind 'Gamma'"),
+    ({"tau": {"kind": "Lognormal"}}, r"priors\.tau: must be None or a dict"),
+    ({"tau": {"kind": "Gamma", "shape": 1.0, "scale": 2.0}}, r"priors\.tau: unknown .*scale"),
+    ({"omega": {"kind": "Wishart", "df": 2.0, "scale_inv_diag": "big"}},
+     r"priors\.omega\.scale_inv_diag: must be a number"),
+    ({"mu": {"kind": "Normal", "loc": 0.0, "scale": -1.0}}, r"priors\.mu: Normal\.scale"),
+    ({"sigma": None}, r"unknown key\(s\) 'sigma'"),
+    ({"defaults": ["beta", "nu"]}, r"priors\.defaults"),
+])
+def test_priors_from_dict_rejects_bad_data(data, match):
+    from jaxglmm.priors import priors_from_dict
+    with pytest.raises(ValueError, match=match):
+        priors_from_dict(data)

@@ -1,0 +1,306 @@
+"""A Fit as an ArviZ InferenceData, and ArviZ's plots of it (pure functions of a Fit).
+
+Groups built here (DESIGN.md section 5):
+
+    posterior            every natural-scale draw with named dims (coefficient names, levels)
+    sample_stats         diverging, tree_depth, step_size, acceptance_rate, energy, lp, n_steps
+    observed_data        the response, dims ("obs",)
+    log_likelihood       log p(y_ij | b_i, beta, tau) per observation, (chain, draw, obs)
+    posterior_predictive (on request) one y draw per posterior draw from the family's `sample`
+
+ALL naming of dims and coordinates lives in `posterior_dims` (and `_axis` below), derived from
+the draws' keys and the model's names, so that several random-effect terms (draws keyed like
+"b|Subject") need changes in that one place only.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .density import linear_predictor
+
+# axes of each natural-scale quantity after (chain, draw), by kind:
+#   "x": fixed-effect columns, "z"/"z2": random-effect columns (rows/columns of a q x q
+#   matrix), "group": levels of the grouping factor
+AXES = {
+    "beta": ("x",),
+    "mu": ("z",), "sd": ("z",), "gamma": ("z",),
+    "D": ("z", "z2"), "corr": ("z", "z2"),
+    "b": ("group", "z"),
+    "sigma": (), "tau": (), "d": (),
+}
+# families whose responses are counts: observed and predicted y are stored as integers so
+# that ArviZ treats them as discrete (histograms rather than densities in plot_ppc)
+DISCRETE_FAMILIES = ("bernoulli", "binomial", "poisson")
+OBS_DIM = "obs"
+PLOT_KINDS = ("trace", "rank", "forest", "ppc")
+
+
+def _split_term(key: str) -> tuple[str, str | None]:
+    """"b|Subject" -> ("b", "Subject"); "b" -> ("b", None)."""
+    base, _, term = key.partition("|")
+    return base, (term or None)
+
+
+def _axis(kind: str, term: str | None, arrays) -> tuple[str, list]:
+    """Dim name and coordinate values of one axis kind, for one random-effect term."""
+    suffix = "" if term is None else f"|{term}"
+    if kind == "x":
+        return "beta_dim", list(arrays.x_names)
+    if term is not None:
+        # several random-effect terms: look their names up here once the model keeps them
+        raise ValueError(f"draws key with term {term!r}: this model has a single "
+                         "random-effect term; per-term names are not known.")
+    if kind == "z":
+        return f"re_dim{suffix}", list(arrays.z_names)
+    if kind == "z2":
+        return f"re_dim2{suffix}", list(arrays.z_names)
+    if kind == "group":
+        return f"group{suffix}", list(arrays.groups)
+    raise ValueError(f"unknown axis kind {kind!r}")  # pragma: no cover - AXES is fixed
+
+
+def posterior_dims(fit, names=None) -> dict[str, tuple[tuple[str, ...], dict[str, list]]]:
+    """Dims and coordinates of every posterior variable, after (chain, draw).
+
+    Args:
+        fit: a `Fit`.
+        names: draws keys to describe (default: all of `fit.draws`).
+    Returns:
+        {name: (dims, coords)}, e.g. "b": (("group", "re_dim"), {"group": [308, ...],
+        "re_dim": ["Intercept", "Days"]}). A key not in `AXES` gets ArviZ-style dims
+        "<name>_dim_<k>" with integer coordinates.
+    Raises:
+        ValueError: a draw whose shape does not match the model's names.
+    """
+    arrays = fit.model.arrays
+    out = {}
+    for name in (fit.draws if names is None else names):
+        shape = np.shape(fit.draws[name])[2:]
+        base, term = _split_term(name)
+        if base in AXES and len(AXES[base]) == len(shape):
+            axes = [_axis(kind, term, arrays) for kind in AXES[base]]
+        else:
+            axes = [(f"{name}_dim_{k}", list(range(n))) for k, n in enumerate(shape)]
+        for (dim, values), n in zip(axes, shape):
+            if len(values) != n:
+                raise ValueError(f"draws[{name!r}]: axis {dim!r} has {n} entries but the "
+                                 f"model names {len(values)}.")
+        out[name] = (tuple(dim for dim, _ in axes), {dim: values for dim, values in axes})
+    return out
+
+
+def response_name(model) -> str:
+    """Name of the response variable: the formula's left-hand side when it is a plain name,
+    else "y"."""
+    formula = getattr(model, "formula", None)
+    if isinstance(formula, str) and "~" in formula:
+        lhs = formula.split("~", 1)[0].strip()
+        if lhs.isidentifier():
+            return lhs
+    return "y"
+
+
+# ------------------------------------------------------------------- pure JAX pieces
+
+
+@partial(jax.jit, static_argnames="family")
+def pointwise_log_likelihood(beta, b, tau, data, family):
+    """log p(y_ij | b_i, beta, tau) for every draw and observation.
+
+    Args:
+        beta: (C, S, p); b: (C, S, N, q); tau: (C, S) (ones for families without
+        dispersion); data: `density.ModelData`; family: the model's Family (static).
+    Returns:
+        (C, S, n_obs).
+    """
+    def one(beta, b, tau):
+        eta = linear_predictor(b, beta, data)
+        return family.log_density(data.y, eta, tau, data.trials)
+    return jax.vmap(jax.vmap(one))(beta, b, tau)
+
+
+@partial(jax.jit, static_argnames="family")
+def predictive_draws(keys, beta, b, tau, data, family):
+    """One response draw per posterior draw: y_rep ~ family given that draw's eta.
+
+    Args:
+        keys: (C, S) random keys; beta, b, tau, data, family as in `pointwise_log_likelihood`.
+    Returns:
+        (C, S, n_obs).
+    """
+    def one(key, beta, b, tau):
+        eta = linear_predictor(b, beta, data)
+        return family.sample(key, eta, tau, data.trials)
+    return jax.vmap(jax.vmap(one))(keys, beta, b, tau)
+
+
+def _draw_args(fit):
+    """(beta (C, S, p), b (C, S, N, q), tau (C, S), data) as device arrays."""
+    d, model = fit.draws, fit.model
+    C, S = np.shape(d["mu"])[:2]
+    dtype = np.asarray(d["mu"]).dtype
+    beta = d["beta"] if "beta" in d else np.zeros((C, S, 0), dtype)
+    tau = d["tau"] if "tau" in d else np.ones((C, S), dtype)
+    return jnp.asarray(beta), jnp.asarray(d["b"]), jnp.asarray(tau), model._data()
+
+
+def log_likelihood_draws(fit) -> np.ndarray:
+    """Pointwise log likelihood of a fit's draws, (C, S, n_obs), in the model's dtype."""
+    with jax.enable_x64(fit.model.dtype == "float64"):
+        return np.asarray(pointwise_log_likelihood(*_draw_args(fit), fit.model.spec.family))
+
+
+def posterior_predictive_draws(fit, seed=0) -> np.ndarray:
+    """Posterior predictive y draws (C, S, n_obs): one per posterior draw, keys from `seed`
+    (an integer or a jax.random key)."""
+    C, S = np.shape(fit.draws["mu"])[:2]
+    with jax.enable_x64(fit.model.dtype == "float64"):
+        key = seed if isinstance(seed, jax.Array) else jax.random.key(int(seed))
+        keys = jax.random.split(key, C * S).reshape(C, S)
+        y_rep = np.asarray(predictive_draws(keys, *_draw_args(fit), fit.model.spec.family))
+    return _as_response(y_rep, fit.model)
+
+
+def _as_response(y: np.ndarray, model) -> np.ndarray:
+    if model.spec.family.name in DISCRETE_FAMILIES:
+        return np.rint(y).astype(np.int64)
+    return y
+
+
+# ------------------------------------------------------------------------ InferenceData
+
+
+def _dataset(values: dict, dims: dict, coords: dict, chain_draw: bool = True):
+    import xarray as xr
+
+    data_vars = {}
+    for name, x in values.items():
+        lead = ("chain", "draw") if chain_draw else ()
+        data_vars[name] = (lead + tuple(dims.get(name, ())), np.asarray(x))
+    ds = xr.Dataset(data_vars)
+    if chain_draw and data_vars:
+        C, S = np.shape(next(iter(values.values())))[:2]
+        ds = ds.assign_coords(chain=np.arange(C), draw=np.arange(S))
+    return ds.assign_coords({k: v for k, v in coords.items() if k in ds.dims})
+
+
+def posterior_dataset(fit, include_b: bool = True):
+    """The posterior group: fit.draws with named dims (see `posterior_dims`)."""
+    names = [k for k in fit.draws if include_b or _split_term(k)[0] != "b"]
+    described = posterior_dims(fit, names)
+    dims = {k: v[0] for k, v in described.items()}
+    coords = {dim: values for _, c in described.values() for dim, values in c.items()}
+    return _dataset({k: fit.draws[k] for k in names}, dims, coords)
+
+
+def sample_stats_dataset(fit):
+    """The sample_stats group: fit.sample_stats (C, S) and step_size broadcast over draws."""
+    stats = dict(fit.sample_stats)
+    C, S = np.shape(fit.draws["mu"])[:2]
+    if "step_size" not in stats and fit.step_size is not None:
+        stats["step_size"] = np.broadcast_to(np.asarray(fit.step_size)[:, None], (C, S))
+    return _dataset(stats, {}, {})
+
+
+def to_inference_data(fit, posterior_predictive: bool = False, include_b: bool = True, *,
+                      log_likelihood: bool = True, seed=0):
+    """An arviz.InferenceData of a Fit.
+
+    Args:
+        fit: a `Fit`.
+        posterior_predictive: add posterior predictive y draws (C, S, n_obs), drawn with
+            keys from `seed`.
+        include_b: keep the cluster coefficients b (C, S, N, q) in the posterior.
+        log_likelihood: add the pointwise log likelihood (C, S, n_obs) (for az.loo, az.waic).
+    Returns:
+        InferenceData with groups posterior, sample_stats, observed_data and, as asked,
+        log_likelihood and posterior_predictive; the response is named by `response_name`.
+    """
+    import arviz as az
+
+    y_name = response_name(fit.model)
+    obs_dims = {y_name: (OBS_DIM,)}
+    groups = {
+        "posterior": posterior_dataset(fit, include_b),
+        "sample_stats": sample_stats_dataset(fit),
+        "observed_data": _dataset({y_name: _as_response(fit.model.arrays.y, fit.model)},
+                                  obs_dims, {}, chain_draw=False),
+    }
+    if log_likelihood:
+        groups["log_likelihood"] = _dataset({y_name: log_likelihood_draws(fit)}, obs_dims, {})
+    if posterior_predictive:
+        groups["posterior_predictive"] = _dataset(
+            {y_name: posterior_predictive_draws(fit, seed)}, obs_dims, {})
+    return az.InferenceData(**groups)
+
+
+# --------------------------------------------------------------------------------- plots
+
+
+def _mentions_b(var_names) -> bool:
+    if var_names is None:
+        return False
+    names = [var_names] if isinstance(var_names, str) else list(var_names)
+    return any(_split_term(str(n).lstrip("~"))[0] == "b" for n in names)
+
+
+def triangle_view(posterior):
+    """The posterior with each symmetric (q, q) quantity cut to its distinct elements, for
+    plots: "D" keeps j <= k, "corr" j < k (its diagonal is 1), along a new dim
+    "<name>_pair" labelled "Intercept,Days" (the labels of `Fit.summary`); corr is
+    dropped when q = 1. Other variables are unchanged."""
+    import xarray as xr
+
+    out = posterior
+    for name, strict in (("D", False), ("corr", True)):
+        if name not in out:
+            continue
+        da = out[name]
+        row, col = da.dims[-2:]
+        labels = list(da[row].values)
+        j, k = np.triu_indices(len(labels), 1 if strict else 0)
+        if j.size == 0:
+            out = out.drop_vars(name)
+            continue
+        pair = f"{name}_pair"
+        values = da.values[..., j, k]
+        names = [f"{labels[a]},{labels[b]}" for a, b in zip(j, k)]
+        out = out.drop_vars(name).assign(
+            {name: xr.DataArray(values, dims=da.dims[:-2] + (pair,),
+                                coords={pair: names})})
+    return out
+
+
+def plot(fit, kind: str, var_names=None, **kwargs):
+    """ArviZ's plot_<kind> of a fit ("trace", "rank", "forest" or "ppc").
+
+    var_names=None shows every posterior quantity except the cluster coefficients b (name
+    "b" to see them); D and corr are shown by their distinct elements (`triangle_view`).
+    For "ppc", the posterior predictive is drawn first (seed from kwargs["seed"], default 0).
+    Returns what ArviZ returns.
+    """
+    import warnings
+
+    import arviz as az
+    from matplotlib import MatplotlibDeprecationWarning
+
+    if kind not in PLOT_KINDS:
+        raise ValueError(f"kind={kind!r} is unknown; choose one of {', '.join(PLOT_KINDS)}.")
+    with warnings.catch_warnings():
+        # arviz 0.23 with matplotlib >= 3.11: a deprecation inside ArviZ, nothing to act on
+        warnings.filterwarnings("ignore", message="Passing a dict or None as alias_mapping",
+                                category=MatplotlibDeprecationWarning)
+        if kind == "ppc":
+            seed = kwargs.pop("seed", 0)
+            idata = to_inference_data(fit, posterior_predictive=True, include_b=False,
+                                      log_likelihood=False, seed=seed)
+            if var_names is not None:
+                kwargs["var_names"] = var_names
+            return az.plot_ppc(idata, **kwargs)
+        idata = to_inference_data(fit, include_b=_mentions_b(var_names), log_likelihood=False)
+        idata.posterior = triangle_view(idata.posterior)
+        return getattr(az, f"plot_{kind}")(idata, var_names=var_names, **kwargs)

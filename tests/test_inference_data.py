@@ -1,0 +1,254 @@
+"""Fit.to_arviz: named dims, sample stats, exact pointwise log likelihood, posterior
+predictive; ArviZ's summary, plots, LOO and WAIC on it; the Jupyter view."""
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import arviz as az  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import scipy.stats  # noqa: E402
+from scipy.special import expit  # noqa: E402
+
+import jaxglmm  # noqa: E402
+from jaxglmm.inference_data import posterior_dims, response_name, triangle_view  # noqa: E402
+
+STATS = {"diverging", "tree_depth", "step_size", "acceptance_rate", "energy", "lp", "n_steps"}
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def quiet(fn, *args, **kwargs):
+    """Call fn with ArviZ's own warnings (Pareto k, constant corr diagonal) silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+def eta_draws(fit) -> np.ndarray:
+    """Linear predictor of every draw (C, S, n_obs), in NumPy."""
+    a, d = fit.model.arrays, fit.draws
+    eta = a.offset + np.einsum("nq,csnq->csn", a.Z, d["b"][:, :, a.cluster])
+    if "beta" in d:
+        eta = eta + d["beta"] @ a.X.T
+    return eta
+
+
+# ---------------------------------------------------------------------------- posterior
+
+
+def test_posterior_has_named_dims_and_the_draws(sleep_fit):
+    fit = sleep_fit
+    post = fit.to_arviz(log_likelihood=False).posterior
+    groups = list(fit.model.arrays.groups)
+    assert set(post.data_vars) == set(fit.draws)
+    assert post["beta"].dims == ("chain", "draw", "beta_dim")
+    assert post["mu"].dims == post["sd"].dims == ("chain", "draw", "re_dim")
+    assert post["D"].dims == post["corr"].dims == ("chain", "draw", "re_dim", "re_dim2")
+    assert post["b"].dims == ("chain", "draw", "group", "re_dim")
+    assert post["sigma"].dims == post["tau"].dims == post["d"].dims == ("chain", "draw")
+    assert list(post["beta_dim"].values) == ["Days2"]
+    assert list(post["re_dim"].values) == list(post["re_dim2"].values) == ["Intercept", "Days"]
+    assert list(post["group"].values) == groups == sorted(groups)
+    for name, x in fit.draws.items():
+        np.testing.assert_array_equal(post[name].values, x)
+    np.testing.assert_array_equal(post["b"].sel(group=groups[3], re_dim="Days").values,
+                                  fit.draws["b"][:, :, 3, 1])
+    np.testing.assert_array_equal(post["D"].sel(re_dim="Days", re_dim2="Intercept").values,
+                                  fit.draws["D"][..., 1, 0])
+
+
+def test_include_b_false_drops_only_b(sleep_fit):
+    post = sleep_fit.to_arviz(include_b=False, log_likelihood=False).posterior
+    assert set(post.data_vars) == set(sleep_fit.draws) - {"b"}
+    assert "group" not in post.dims
+
+
+def test_posterior_dims_is_the_one_naming_place(sleep_fit, binomial_fit):
+    for fit in (sleep_fit, binomial_fit):
+        dims = fit._posterior_dims()
+        post = fit.to_arviz(log_likelihood=False).posterior
+        assert set(dims) == set(fit.draws)
+        for name, (names, coords) in dims.items():
+            assert post[name].dims[2:] == names
+            for dim, values in coords.items():
+                assert list(post[dim].values) == list(values)
+    assert binomial_fit._posterior_dims()["gamma"] == (("re_dim",), {"re_dim": ["Intercept"]})
+
+
+def test_posterior_dims_of_other_keys(sleep_fit):
+    fit = sleep_fit
+    extra = dict(fit.draws, extra=np.zeros((2, 50, 3)), **{"b|Subject": fit.draws["b"]})
+    fake = jaxglmm.Fit(extra, fit.sample_stats, fit.model, fit.config, fit.info,
+                       fit.step_size, fit.inverse_mass_matrix)
+    assert posterior_dims(fake, ["extra"]) == {
+        "extra": (("extra_dim_0",), {"extra_dim_0": [0, 1, 2]})}
+    with pytest.raises(ValueError, match="term 'Subject'"):
+        posterior_dims(fake, ["b|Subject"])
+    wrong = dict(fit.draws, mu=np.zeros((2, 50, 3)))
+    fake = jaxglmm.Fit(wrong, fit.sample_stats, fit.model, fit.config, fit.info,
+                       fit.step_size, fit.inverse_mass_matrix)
+    with pytest.raises(ValueError, match=r"draws\['mu'\].*3 entries.*names 2"):
+        posterior_dims(fake)
+
+
+def test_sample_stats_use_arviz_names(sleep_fit, binomial_fit):
+    for fit in (sleep_fit, binomial_fit):
+        stats = fit.to_arviz(log_likelihood=False).sample_stats
+        assert set(stats.data_vars) == STATS
+        assert stats["diverging"].dtype == bool
+        np.testing.assert_array_equal(stats["step_size"].values,
+                                      np.repeat(fit.step_size[:, None], 50 if fit is sleep_fit
+                                                else 40, axis=1))
+        for name in STATS - {"step_size"}:
+            np.testing.assert_array_equal(stats[name].values, fit.sample_stats[name])
+
+
+# ----------------------------------------------------------------------- log likelihood
+
+
+def test_log_likelihood_equals_scipy_gaussian(sleep_fit):
+    fit = sleep_fit
+    idata = fit.to_arviz()
+    ll = idata.log_likelihood["y"]
+    assert ll.dims == ("chain", "draw", "obs")
+    want = scipy.stats.norm.logpdf(fit.model.arrays.y, eta_draws(fit),
+                                   fit.draws["sigma"][..., None])
+    np.testing.assert_allclose(ll.values, want, rtol=1e-10)
+    np.testing.assert_array_equal(idata.observed_data["y"].values, fit.model.arrays.y)
+
+
+def test_log_likelihood_equals_scipy_binomial(binomial_fit):
+    fit = binomial_fit
+    a = fit.model.arrays
+    idata = fit.to_arviz()
+    want = scipy.stats.binom.logpmf(a.y, a.trials, expit(eta_draws(fit)))
+    np.testing.assert_allclose(idata.log_likelihood["y"].values, want, rtol=1e-9)
+    observed = idata.observed_data["y"].values
+    assert observed.dtype.kind == "i"
+    np.testing.assert_array_equal(observed, a.y)
+
+
+def test_response_named_after_the_formula():
+    class Model:
+        formula = "Reaction ~ Days + (Days | Subject)"
+    assert response_name(Model()) == "Reaction"
+    Model.formula = "cbind(y, n - y) ~ x + (1 | g)"
+    assert response_name(Model()) == "y"
+    assert response_name(object()) == "y"
+
+
+# ----------------------------------------------------------------- posterior predictive
+
+
+def test_posterior_predictive_gaussian_has_the_model_spread(sleep_fit):
+    fit = sleep_fit
+    pp = fit.to_arviz(posterior_predictive=True, log_likelihood=False).posterior_predictive
+    y_rep = pp["y"].values
+    assert pp["y"].dims == ("chain", "draw", "obs") and y_rep.shape == (2, 50, 180)
+    z = (y_rep - eta_draws(fit)) / fit.draws["sigma"][..., None]  # iid N(0, 1)
+    n = z.size
+    assert abs(z.mean()) < 5 / np.sqrt(n)
+    assert abs(z.std() - 1) < 5 / np.sqrt(2 * n)
+
+
+def test_posterior_predictive_binomial_counts(binomial_fit):
+    fit = binomial_fit
+    a = fit.model.arrays
+    y_rep = fit.to_arviz(posterior_predictive=True,
+                         log_likelihood=False).posterior_predictive["y"].values
+    assert y_rep.dtype.kind == "i"
+    assert np.all((y_rep >= 0) & (y_rep <= a.trials))
+    p = expit(eta_draws(fit))
+    z = (y_rep - a.trials * p) / np.sqrt(a.trials * p * (1 - p))
+    assert abs(z.mean()) < 5 / np.sqrt(z.size)
+
+
+def test_posterior_predictive_seed(sleep_fit):
+    def draw(seed):
+        idata = sleep_fit.to_arviz(posterior_predictive=True, include_b=False,
+                                   log_likelihood=False, seed=seed)
+        return idata.posterior_predictive["y"].values
+    np.testing.assert_array_equal(draw(3), draw(3))
+    assert not np.array_equal(draw(3), draw(4))
+
+
+# --------------------------------------------------------------------- ArviZ functions
+
+
+def test_arviz_summary_loo_waic(sleep_fit, binomial_fit):
+    for fit in (sleep_fit, binomial_fit):
+        idata = fit.to_arviz()
+        table = quiet(az.summary, idata, var_names=["~b"])
+        assert "mu[Intercept]" in table.index and "D[Intercept, Intercept]" in table.index
+        n_obs = len(fit.model.arrays.y)
+        loo = quiet(az.loo, idata, pointwise=True)
+        waic = quiet(az.waic, idata)
+        assert loo.n_data_points == waic.n_data_points == n_obs
+        assert np.isfinite(loo.elpd_loo) and np.isfinite(waic.elpd_waic)
+        ll = idata.log_likelihood["y"].values.reshape(-1, n_obs)
+        lppd = np.sum(np.log(np.mean(np.exp(ll), axis=0)))
+        np.testing.assert_allclose(waic.elpd_waic, lppd - np.sum(np.var(ll, axis=0)),
+                                   rtol=1e-8)
+    np.testing.assert_allclose(table.loc["beta[x]", "mean"],
+                               binomial_fit.draws["beta"][..., 0].mean(), atol=1e-3)
+
+
+def test_arviz_plots_on_inference_data(sleep_fit):
+    idata = sleep_fit.to_arviz(posterior_predictive=True)
+    assert quiet(az.plot_trace, idata, var_names=["mu", "sigma"]).shape == (2, 2)
+    assert quiet(az.plot_rank, idata, var_names=["sd"]).size == 2
+    assert quiet(az.plot_forest, idata, var_names=["b"]).size == 1
+    quiet(az.plot_ppc, idata, num_pp_samples=10)
+
+
+# --------------------------------------------------------------------- Fit plot methods
+
+
+def test_fit_plot_methods(sleep_fit, binomial_fit):
+    # one row per element: beta, mu (2), sigma, tau, d, D (3 distinct), sd (2), corr (1)
+    axes = quiet(sleep_fit.plot_trace, compact=False)
+    assert axes.shape == (12, 2)
+    assert {ax.get_title() for ax in axes[:, 0]} >= {"corr\nIntercept,Days", "D\nDays,Days"}
+    assert quiet(sleep_fit.plot_trace).shape == (8, 2)  # compact: one row per quantity
+    assert quiet(sleep_fit.plot_rank, var_names=["mu"]).size == 2
+    assert quiet(sleep_fit.plot_forest, var_names=["b"]).size == 1
+    assert quiet(sleep_fit.plot_ppc, num_pp_samples=5) is not None
+    # q = 1: corr (identically 1) is left out
+    axes = quiet(binomial_fit.plot_trace)
+    titles = {ax.get_title().split("\n")[0] for ax in axes[:, 0]}
+    assert "corr" not in titles and {"beta", "mu", "D", "sd", "gamma"} <= titles
+    assert quiet(binomial_fit.plot_ppc, num_pp_samples=5, seed=2) is not None
+    with pytest.raises(ValueError, match="kind='pair'"):
+        from jaxglmm.inference_data import plot
+        plot(sleep_fit, "pair")
+
+
+def test_triangle_view_keeps_distinct_elements(sleep_fit):
+    post = triangle_view(sleep_fit.to_arviz(log_likelihood=False).posterior)
+    assert list(post["D_pair"].values) == ["Intercept,Intercept", "Intercept,Days",
+                                           "Days,Days"]
+    assert list(post["corr_pair"].values) == ["Intercept,Days"]
+    np.testing.assert_array_equal(post["D"].sel(D_pair="Intercept,Days").values,
+                                  sleep_fit.draws["D"][..., 0, 1])
+    np.testing.assert_array_equal(post["corr"].values[..., 0],
+                                  sleep_fit.draws["corr"][..., 0, 1])
+
+
+# ----------------------------------------------------------------------- display
+
+
+def test_repr_html_and_short_repr(sleep_fit):
+    page = sleep_fit._repr_html_()
+    assert page.count("<table") == 1 and "mu[Intercept]" in page
+    assert "collapsed" in page and "2 chains x 50 draws" in page and "divergences" in page
+    assert "Omega ~ Wishart" in page and "tau ~ Gamma(1, d)" in page
+    text = repr(sleep_fit)
+    assert "\n" not in text and len(text) < 120 and str(sleep_fit) == text
