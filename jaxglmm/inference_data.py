@@ -24,10 +24,12 @@ from .density import linear_predictor
 
 # axes of each natural-scale quantity after (chain, draw), by kind:
 #   "x": fixed-effect columns, "z"/"z2": random-effect columns (rows/columns of a q x q
-#   matrix), "group": levels of the grouping factor
+#   matrix), "m": the random-effect columns that have a mean parameter (all of them unless
+#   a formula leaves a random column out of the fixed part), "group": levels of the
+#   grouping factor
 AXES = {
     "beta": ("x",),
-    "mu": ("z",), "sd": ("z",), "gamma": ("z",),
+    "mu": ("m",), "sd": ("z",), "gamma": ("z",),
     "D": ("z", "z2"), "corr": ("z", "z2"),
     "b": ("group", "z"),
     "sigma": (), "tau": (), "d": (),
@@ -45,21 +47,35 @@ def _split_term(key: str) -> tuple[str, str | None]:
     return base, (term or None)
 
 
+def _term(arrays, term: str | None):
+    """The RandomTerm named `term` (None: the first term, as in a one-term model)."""
+    terms = arrays.terms
+    if term is None:
+        return terms[0]
+    for t in terms:
+        if t.name == term:
+            return t
+    raise ValueError(f"draws key with term {term!r}: the model's random-effect terms are "
+                     f"{', '.join(repr(t.name) for t in terms)}.")
+
+
 def _axis(kind: str, term: str | None, arrays) -> tuple[str, list]:
     """Dim name and coordinate values of one axis kind, for one random-effect term."""
     suffix = "" if term is None else f"|{term}"
     if kind == "x":
         return "beta_dim", list(arrays.x_names)
-    if term is not None:
-        # several random-effect terms: look their names up here once the model keeps them
-        raise ValueError(f"draws key with term {term!r}: this model has a single "
-                         "random-effect term; per-term names are not known.")
+    t = _term(arrays, term)
+    if kind == "m":
+        names = [t.z_names[j] for j in t.mu_free]
+        if len(names) == len(t.z_names):
+            return f"re_dim{suffix}", names
+        return f"mu_dim{suffix}", names   # other coordinates than re_dim: another dim
     if kind == "z":
-        return f"re_dim{suffix}", list(arrays.z_names)
+        return f"re_dim{suffix}", list(t.z_names)
     if kind == "z2":
-        return f"re_dim2{suffix}", list(arrays.z_names)
+        return f"re_dim2{suffix}", list(t.z_names)
     if kind == "group":
-        return f"group{suffix}", list(arrays.groups)
+        return f"group{suffix}", list(t.groups)
     raise ValueError(f"unknown axis kind {kind!r}")  # pragma: no cover - AXES is fixed
 
 
@@ -112,8 +128,9 @@ def pointwise_log_likelihood(beta, b, tau, data, family):
     """log p(y_ij | b_i, beta, tau) for every draw and observation.
 
     Args:
-        beta: (C, S, p); b: (C, S, N, q); tau: (C, S) (ones for families without
-        dispersion); data: `density.ModelData`; family: the model's Family (static).
+        beta: (C, S, p); b: (C, S, N, q), or a tuple of them, one per random-effect term;
+        tau: (C, S) (ones for families without dispersion); data: `density.ModelData`;
+        family: the model's Family (static).
     Returns:
         (C, S, n_obs).
     """
@@ -138,14 +155,22 @@ def predictive_draws(keys, beta, b, tau, data, family):
     return jax.vmap(jax.vmap(one))(keys, beta, b, tau)
 
 
+def _chains_draws(fit) -> tuple[int, int]:
+    """(C, S) of a fit's draws."""
+    return np.shape(next(iter(fit.draws.values())))[:2]
+
+
 def _draw_args(fit):
-    """(beta (C, S, p), b (C, S, N, q), tau (C, S), data) as device arrays."""
+    """(beta (C, S, p), b, tau (C, S), data) as device arrays; b is (C, S, N, q) for one
+    random-effect term, a tuple of them (terms in the model's order) for several."""
     d, model = fit.draws, fit.model
-    C, S = np.shape(d["mu"])[:2]
-    dtype = np.asarray(d["mu"]).dtype
+    C, S = _chains_draws(fit)
+    keys = ["b" + term.key for term in model.spec.terms]
+    dtype = np.asarray(d[keys[0]]).dtype
     beta = d["beta"] if "beta" in d else np.zeros((C, S, 0), dtype)
     tau = d["tau"] if "tau" in d else np.ones((C, S), dtype)
-    return jnp.asarray(beta), jnp.asarray(d["b"]), jnp.asarray(tau), model._data()
+    b = tuple(jnp.asarray(d[k]) for k in keys)
+    return jnp.asarray(beta), (b[0] if len(b) == 1 else b), jnp.asarray(tau), model._data()
 
 
 def log_likelihood_draws(fit) -> np.ndarray:
@@ -157,7 +182,7 @@ def log_likelihood_draws(fit) -> np.ndarray:
 def posterior_predictive_draws(fit, seed=0) -> np.ndarray:
     """Posterior predictive y draws (C, S, n_obs): one per posterior draw, keys from `seed`
     (an integer or a jax.random key)."""
-    C, S = np.shape(fit.draws["mu"])[:2]
+    C, S = _chains_draws(fit)
     with jax.enable_x64(fit.model.dtype == "float64"):
         key = seed if isinstance(seed, jax.Array) else jax.random.key(int(seed))
         keys = jax.random.split(key, C * S).reshape(C, S)
@@ -200,7 +225,7 @@ def posterior_dataset(fit, include_b: bool = True):
 def sample_stats_dataset(fit):
     """The sample_stats group: fit.sample_stats (C, S) and step_size broadcast over draws."""
     stats = dict(fit.sample_stats)
-    C, S = np.shape(fit.draws["mu"])[:2]
+    C, S = _chains_draws(fit)
     if "step_size" not in stats and fit.step_size is not None:
         stats["step_size"] = np.broadcast_to(np.asarray(fit.step_size)[:, None], (C, S))
     return _dataset(stats, {}, {})

@@ -252,3 +252,55 @@ def test_repr_html_and_short_repr(sleep_fit):
     assert "Omega ~ Wishart" in page and "tau ~ Gamma(1, d)" in page
     text = repr(sleep_fit)
     assert "\n" not in text and len(text) < 120 and str(sleep_fit) == text
+
+
+# ------------------------------------------------------- several random-effect terms
+
+
+@pytest.fixture(scope="module")
+def crossed_fit():
+    """A tiny joint fit of a formula with two crossed terms (Subject, and the day of the
+    week cycle "g2"): 2 chains x 20 draws after 60 warmup."""
+    df = jaxglmm.datasets.load_sleepstudy()
+    df["g2"] = (df.Days % 3).map({0: "a", 1: "b", 2: "c"})
+    model = jaxglmm.GLMM("Reaction ~ 1 + Days + (1 | Subject) + (1 | g2)", df)
+    return model.sample(chains=2, warmup=60, draws=20, seed=2, progress=False)
+
+
+def test_several_terms_get_their_own_dims(crossed_fit):
+    fit = crossed_fit
+    post = fit.to_arviz(log_likelihood=False).posterior
+    assert set(post.data_vars) == set(fit.draws)
+    assert post["b|Subject"].dims == ("chain", "draw", "group|Subject", "re_dim|Subject")
+    assert post["b|g2"].dims == ("chain", "draw", "group|g2", "re_dim|g2")
+    assert list(post["group|g2"].values) == ["a", "b", "c"]
+    subjects = sorted(fit.model.data.Subject.unique())
+    assert list(post["group|Subject"].values) == subjects
+    np.testing.assert_array_equal(post["b|g2"].sel({"group|g2": "b"}).values[..., 0],
+                                  fit.draws["b|g2"][:, :, 1, 0])
+
+
+def test_several_terms_log_likelihood_and_predictive(crossed_fit):
+    fit = crossed_fit
+    idata = fit.to_arviz(posterior_predictive=True)
+    a, d = fit.model.arrays, fit.draws
+    eta = d["beta"] @ a.X.T
+    for term, key in zip(a.terms, ("b|Subject", "b|g2")):
+        eta = eta + np.einsum("nq,csnq->csn", term.Z, d[key][:, :, term.cluster])
+    want = scipy.stats.norm.logpdf(a.y, eta, d["sigma"][..., None])
+    np.testing.assert_allclose(idata.log_likelihood["Reaction"].values, want, rtol=1e-9)
+    assert idata.posterior_predictive["Reaction"].shape == (2, 20, len(a.y))
+    quiet(fit.plot_forest, var_names=["b|g2"])
+
+
+def test_mu_of_the_random_columns_with_a_mean(sleep_fit):
+    """A formula may leave a random column out of the fixed part (mean 0, lme4's
+    convention): mu then has its own dim, named by the columns that have a mean."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+    model = SimpleNamespace(arrays=replace(sleep_fit.model.arrays, mu_free=(0,)))
+    fake = SimpleNamespace(model=model, draws={"mu": np.zeros((2, 5, 1)),
+                                               "sd": np.zeros((2, 5, 2))})
+    assert posterior_dims(fake) == {
+        "mu": (("mu_dim",), {"mu_dim": ["Intercept"]}),
+        "sd": (("re_dim",), {"re_dim": ["Intercept", "Days"]})}
