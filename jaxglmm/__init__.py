@@ -4,11 +4,12 @@ from .families import FAMILIES, Bernoulli, Binomial, Family, Gaussian, Poisson, 
 from .model import GLMM
 from .priors import Flat, Gamma, Normal, Priors, Wishart
 from .results import Fit, SamplingWarning
+from .storage import load
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GLMM", "Fit", "Priors", "Normal", "Flat", "Gamma", "Wishart", "Family", "Gaussian",
     "Bernoulli", "Binomial", "Poisson", "FAMILIES", "make_family", "SamplingWarning",
-    "datasets",
+    "datasets", "load",
 ]

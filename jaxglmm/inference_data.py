@@ -183,8 +183,11 @@ def posterior_predictive_draws(fit, seed=0) -> np.ndarray:
     """Posterior predictive y draws (C, S, n_obs): one per posterior draw, keys from `seed`
     (an integer or a jax.random key)."""
     C, S = _chains_draws(fit)
+    is_key = isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key)
+    if not is_key and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ValueError(f"seed: must be an integer or a jax.random key, got {seed!r}.")
     with jax.enable_x64(fit.model.dtype == "float64"):
-        key = seed if isinstance(seed, jax.Array) else jax.random.key(int(seed))
+        key = seed if is_key else jax.random.key(int(seed))
         keys = jax.random.split(key, C * S).reshape(C, S)
         y_rep = np.asarray(predictive_draws(keys, *_draw_args(fit), fit.model.spec.family))
     return _as_response(y_rep, fit.model)

@@ -32,6 +32,8 @@ class Fit:
         info: method, parametrisation, sizes, seed and timings.
         step_size: adapted step size per chain (C,).
         inverse_mass_matrix: adapted inverse mass matrix per chain (C, d) or (C, d, d).
+        last_state: where the chains stopped: the sampler's ChainState, or for a fit from
+            `jaxglmm.load` a `jaxglmm.storage.SavedState` (last positions (C, d), tuning).
     """
 
     draws: dict
@@ -130,7 +132,7 @@ class Fit:
                        "informative, non-centred otherwise).")
         return out
 
-    # ----------------------------------------------------------------------- ArviZ, plots
+    # --------------------------------------------------------------- ArviZ, plots, saving
 
     def _posterior_dims(self) -> dict:
         """{draws key: (dims, coords)} of the posterior variables after (chain, draw); the one
@@ -168,6 +170,12 @@ class Fit:
         from .inference_data import plot
         return plot(self, "ppc", kwargs.pop("var_names", None),
                     num_pp_samples=num_pp_samples, **kwargs)
+
+    def save(self, path) -> None:
+        """Write the fit to a netCDF file (no pickle); `jaxglmm.load(path)` reads it back.
+        See `jaxglmm.storage.save`."""
+        from .storage import save
+        save(self, path)
 
     def _repr_html_(self) -> str:
         """Jupyter view: one line on the run, the priors, and the summary table."""

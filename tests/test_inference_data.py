@@ -178,6 +178,10 @@ def test_posterior_predictive_seed(sleep_fit):
         return idata.posterior_predictive["y"].values
     np.testing.assert_array_equal(draw(3), draw(3))
     assert not np.array_equal(draw(3), draw(4))
+    import jax
+    np.testing.assert_array_equal(draw(jax.random.key(3)), draw(3))
+    with pytest.raises(ValueError, match="seed: must be an integer"):
+        draw(None)
 
 
 # --------------------------------------------------------------------- ArviZ functions

@@ -2,15 +2,32 @@
 import re
 from pathlib import Path
 
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_python_blocks_run():
+def test_readme_python_blocks_run(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    monkeypatch.chdir(tmp_path)  # the README saves a fit in the working directory
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    assert len(blocks) >= 2
+    assert len(blocks) >= 3
     namespace: dict = {}
-    for block in blocks:
-        exec(compile(block, str(README), "exec"), namespace)
+    try:
+        for block in blocks:
+            exec(compile(block, str(README), "exec"), namespace)
+    finally:
+        plt.close("all")
+    idata, same = namespace["idata"], namespace["same"]
+    assert {"posterior", "sample_stats", "observed_data", "log_likelihood",
+            "posterior_predictive"} <= set(idata.groups())
+    assert idata.posterior["b"].shape == (2, 200, 18, 2)
+    assert namespace["loo"].n_data_points == 180
+    np.testing.assert_array_equal(same.draws["b"], idata.posterior["b"].values)
+    assert same.model.priors == namespace["model"].priors
     fit = namespace["fit"]
     assert fit.draws["mu"].shape == (4, 500, 2)
     assert set(namespace["natural"]) >= {"mu", "D", "b", "sigma", "tau", "sd", "corr"}

@@ -1,0 +1,347 @@
+"""Fit.save / jaxglmm.load: lossless netCDF round trips without pickle, clear errors."""
+import json
+import warnings
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from jax.flatten_util import ravel_pytree
+
+import jaxglmm
+from jaxglmm import storage
+from jaxglmm.results import Fit
+from jaxglmm.sampling import SamplerConfig
+from jaxglmm.storage import SavedState, frame_from_dataset, frame_to_dataset
+
+ARRAY_FIELDS = ("y", "X", "Z", "cluster", "trials", "offset")
+
+
+def label_kind(value) -> str:
+    """str, bool, int or float, whether a Python or a NumPy scalar."""
+    for kind, types in (("str", str), ("bool", (bool, np.bool_)), ("int", (int, np.integer)),
+                        ("float", (float, np.floating))):
+        if isinstance(value, types):
+            return kind
+    return type(value).__name__
+
+
+def assert_same_fit(got: Fit, want: Fit):
+    assert got.draws.keys() == want.draws.keys()
+    for name, x in want.draws.items():
+        np.testing.assert_array_equal(got.draws[name], x)
+        assert got.draws[name].dtype == x.dtype, name
+    assert got.sample_stats.keys() == want.sample_stats.keys()
+    for name, x in want.sample_stats.items():
+        np.testing.assert_array_equal(got.sample_stats[name], x)
+        assert got.sample_stats[name].dtype == x.dtype, name
+    np.testing.assert_array_equal(got.step_size, want.step_size)
+    np.testing.assert_array_equal(got.inverse_mass_matrix, want.inverse_mass_matrix)
+    assert got.info == want.info
+    assert got.config == want.config
+    a, b = got.model.arrays, want.model.arrays
+    for name in ARRAY_FIELDS:
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+        assert getattr(a, name).dtype == getattr(b, name).dtype, name
+    assert a.groups == b.groups
+    assert [label_kind(g) for g in a.groups] == [label_kind(g) for g in b.groups]
+    assert a.x_names == b.x_names and a.z_names == b.z_names
+    assert got.model.priors == want.model.priors
+    assert got.model.priors.defaults == want.model.priors.defaults
+    assert got.model.describe_priors() == want.model.describe_priors()
+    assert got.model.spec == want.model.spec
+    assert got.model.dtype == want.model.dtype
+    assert got.model.centred_auto == want.model.centred_auto
+
+
+def save_and_load(fit, directory: Path):
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "fit.nc"
+    fit.save(path)
+    assert [p.name for p in directory.iterdir()] == ["fit.nc"]  # no temporary file left
+    return jaxglmm.load(path)
+
+
+# ------------------------------------------------------------------ sampled fits
+
+
+@pytest.mark.parametrize("which", ["sleep_fit", "binomial_fit"])
+def test_round_trip_is_lossless(which, request, tmp_path):
+    fit = request.getfixturevalue(which)
+    loaded = save_and_load(fit, tmp_path)
+    assert_same_fit(loaded, fit)
+    pd.testing.assert_frame_equal(loaded.summary(warn=False), fit.summary(warn=False))
+    np.testing.assert_array_equal(loaded.to_arviz().log_likelihood["y"].values,
+                                  fit.to_arviz().log_likelihood["y"].values)
+    # the end of the chains, for continuing the run later
+    state = loaded.last_state
+    assert isinstance(state, SavedState)
+    np.testing.assert_array_equal(state.position, fit.last_state.state.position)
+    np.testing.assert_array_equal(state.step_size, fit.step_size)
+    np.testing.assert_array_equal(state.inverse_mass_matrix, fit.inverse_mass_matrix)
+    # a loaded fit saves again to the same content
+    again = save_and_load(loaded, tmp_path / "again")
+    assert_same_fit(again, fit)
+    np.testing.assert_array_equal(again.last_state.position, state.position)
+    assert again.last_state.layout == state.layout
+
+
+def test_saved_layout_unravels_the_last_position(binomial_fit, tmp_path):
+    fit = binomial_fit  # joint: the model's log density is the sampler's
+    state = save_and_load(fit, tmp_path).last_state
+    names = [name for name, _ in state.layout]
+    assert names == sorted(["beta", "mu", "chol", "log_gamma", "b"])
+    assert dict(state.layout)["b"] == (6, 1)
+    template = {name: np.zeros(shape) for name, shape in state.layout}
+    _, unravel = ravel_pytree(template)
+    with jax.enable_x64(True):
+        lp = [fit.model.logdensity_fn(unravel(x)) for x in state.position]
+    np.testing.assert_allclose(lp, fit.last_state.state.logdensity, rtol=1e-10)
+
+
+def test_file_is_readable_by_arviz(sleep_fit, tmp_path):
+    import arviz as az
+    path = tmp_path / "fit.nc"
+    sleep_fit.save(path)
+    idata = az.from_netcdf(path)
+    assert {"posterior", "sample_stats", "observed_data"} <= set(idata.groups())
+    np.testing.assert_array_equal(idata.posterior["b"].values, sleep_fit.draws["b"])
+    assert list(idata.posterior["group"].values) == list(sleep_fit.model.arrays.groups)
+
+
+# ------------------------------------------------------------ fabricated fits (cheap)
+
+
+def fabricated(groups, X=None, dtype="float64", family="gaussian", seed=0) -> Fit:
+    """A fit with random draws of the right shapes (nothing sampled)."""
+    rng = np.random.default_rng(seed)
+    n = len(groups)
+    y = rng.integers(0, 2, n) if family == "bernoulli" else rng.normal(size=n)
+    model = jaxglmm.GLMM.from_arrays(y, np.ones(n), groups, X=X, family=family, dtype=dtype)
+    C, S, N, p = 2, 7, len(set(groups)), model.spec.p
+    f = np.float64 if dtype == "float64" else np.float32
+    draws = {"mu": rng.normal(size=(C, S, 1)), "D": np.exp(rng.normal(size=(C, S, 1, 1))),
+             "sd": np.ones((C, S, 1)), "corr": np.ones((C, S, 1, 1)),
+             "b": rng.normal(size=(C, S, N, 1))}
+    if p:
+        draws["beta"] = rng.normal(size=(C, S, p))
+    if family == "gaussian":
+        draws["tau"] = np.exp(rng.normal(size=(C, S)))
+        draws["sigma"] = draws["tau"] ** -0.5
+    draws = {k: v.astype(f) for k, v in draws.items()}
+    stats = {"diverging": rng.random((C, S)) < 0.1, "lp": rng.normal(size=(C, S)).astype(f),
+             "n_steps": rng.integers(1, 9, (C, S)), "acceptance_rate": rng.random((C, S))}
+    info = {"method": "joint", "parametrisation": "non-centred", "chains": C, "draws": S,
+            "seed": None, "compile_s": 1.25, "dtype": dtype}
+    return Fit(draws=draws, sample_stats=stats, model=model, config=SamplerConfig(
+        kernel="mala"), info=info, step_size=np.full(C, 0.25, f),
+        inverse_mass_matrix=np.ones((C, 3), f))
+
+
+@pytest.mark.parametrize("groups", [
+    np.repeat(["b", "a", "ä c"], 3),         # strings (sorted, non-ASCII)
+    np.repeat([30, 10, 20], 3),              # integers
+    np.repeat([0.5, -1.25, 2.0], 3),         # floats
+    np.repeat([True, False], 4),             # booleans
+], ids=["str", "int", "float", "bool"])
+def test_group_labels_keep_their_type(groups, tmp_path):
+    fit = fabricated(groups)
+    loaded = save_and_load(fit, tmp_path)
+    assert_same_fit(loaded, fit)
+    assert loaded.last_state is None
+
+
+def test_no_fixed_effects_float32_and_bernoulli(tmp_path):
+    for kwargs in ({"dtype": "float32"}, {"family": "bernoulli",
+                                          "X": np.arange(9.0)[:, None]}):
+        fit = fabricated(np.repeat(["a", "b", "c"], 3), **kwargs)
+        assert_same_fit(save_and_load(fit, tmp_path / kwargs.get("family", "f32")), fit)
+
+
+def test_save_replaces_an_existing_file_and_keeps_the_fit(tmp_path):
+    first, second = fabricated(np.repeat(["a", "b"], 3)), fabricated(np.repeat(["a", "b"], 3),
+                                                                      seed=1)
+    draws = {k: v.copy() for k, v in second.draws.items()}
+    path = tmp_path / "fit.nc"
+    first.save(path)
+    second.save(str(path))
+    assert_same_fit(jaxglmm.load(str(path)), second)
+    for k, v in draws.items():
+        np.testing.assert_array_equal(second.draws[k], v)
+
+
+def test_unsavable_group_labels_raise(tmp_path):
+    days = pd.to_datetime(["2024-01-01", "2024-01-02"]).repeat(3)
+    fit = fabricated(np.asarray(days, dtype=object))
+    with pytest.raises(ValueError, match="groups: labels of type Timestamp cannot be saved"):
+        fit.save(tmp_path / "fit.nc")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_custom_family_cannot_be_saved(tmp_path):
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    @dataclass(frozen=True)
+    class MyPoisson(jaxglmm.Poisson):
+        name: ClassVar[str] = "poisson"
+
+    fit = fabricated(np.repeat(["a", "b"], 3), family="bernoulli")
+    model = jaxglmm.GLMM._from_array_data(fit.model.arrays, MyPoisson(), None)
+    fake = Fit(fit.draws, fit.sample_stats, model, fit.config, fit.info, fit.step_size,
+               fit.inverse_mass_matrix)
+    with pytest.raises(ValueError, match="family: MyPoisson"):
+        fake.save(tmp_path / "fit.nc")
+
+
+# -------------------------------------------------------------------- bad files
+
+
+def assert_one_line_value_error(path, match):
+    with pytest.raises(ValueError, match=match) as info:
+        jaxglmm.load(path)
+    assert "\n" not in str(info.value)
+
+
+def test_load_rejects_a_file_that_is_not_netcdf(tmp_path):
+    path = tmp_path / "notes.nc"
+    path.write_text("y,x\n1,2\n")
+    assert_one_line_value_error(path, r"is not a netCDF-4 \(HDF5\) file")
+    path.write_bytes(b"")
+    assert_one_line_value_error(path, r"is not a netCDF-4 \(HDF5\) file")
+
+
+def test_load_rejects_a_corrupt_file(tmp_path):
+    path = tmp_path / "fit.nc"
+    fabricated(np.repeat(["a", "b", "c"], 3)).save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # truncated (an interrupted copy)
+    assert_one_line_value_error(path, r"cannot be read as netCDF|damaged")
+
+
+def test_load_rejects_damaged_contents(tmp_path):
+    path = tmp_path / "fit.nc"
+    fabricated(np.repeat(["a", "b", "c"], 3)).save(path)
+    with xr.open_dataset(path, engine="h5netcdf") as root:
+        attrs = dict(root.attrs)
+    broken = tmp_path / "broken.nc"
+    xr.Dataset(attrs=attrs).to_netcdf(broken, engine="h5netcdf")  # groups missing
+    assert_one_line_value_error(broken, r"damaged or incomplete jaxglmm fit .*posterior")
+    meta = json.loads(attrs["jaxglmm_meta"])
+    meta["priors"]["tau"] = {"kind": "Normal"}
+    xr.Dataset(attrs=dict(attrs, jaxglmm_meta=json.dumps(meta))).to_netcdf(
+        broken, engine="h5netcdf")
+    assert_one_line_value_error(broken, r"damaged or incomplete")
+
+
+def test_load_rejects_netcdf_that_is_not_a_fit(tmp_path, sleep_fit):
+    path = tmp_path / "other.nc"
+    xr.Dataset({"t": ("x", np.arange(3.0))}).to_netcdf(path, engine="h5netcdf")
+    assert_one_line_value_error(path, r"netCDF file but not a saved jaxglmm fit")
+    path = tmp_path / "idata.nc"
+    sleep_fit.to_arviz(log_likelihood=False).to_netcdf(str(path))
+    assert_one_line_value_error(path, r"not a saved jaxglmm fit")
+
+
+def test_load_rejects_a_newer_format(tmp_path):
+    path = tmp_path / "fit.nc"
+    xr.Dataset(attrs={"jaxglmm_format": "jaxglmm.Fit", "jaxglmm_format_version": 99}
+               ).to_netcdf(path, engine="h5netcdf")
+    assert_one_line_value_error(path, r"format version 99.*Upgrade jaxglmm")
+
+
+def test_load_of_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no file"):
+        jaxglmm.load(tmp_path / "nothing.nc")
+
+
+def test_no_pickle_anywhere():
+    for module in ("storage.py", "inference_data.py", "results.py"):
+        text = (Path(jaxglmm.__file__).parent / module).read_text()
+        assert "pickle" not in text.replace("no pickle", "").replace("without pickle", "")
+
+
+# ------------------------------------------------------- data frames and formulas
+
+
+def test_data_frame_round_trip(tmp_path):
+    frame = pd.DataFrame({
+        "Reaction": [250.5, 260.25, np.nan, 301.0],
+        "Days": np.array([0, 1, 2, 3], dtype=np.int64),
+        "ok": [True, False, True, True],
+        "Subject": pd.Categorical(["s2", "s1", None, "s2"], categories=["s2", "s1", "s3"]),
+        "dose": pd.Categorical([1, 2, 2, 1], categories=[1, 2], ordered=True),
+        "note": ["a", None, "", "ä"],
+        "count": pd.array([1, None, 3, 4], dtype="Int64"),
+        "label": pd.array(["x", "y", None, "z"], dtype="string"),
+        "when": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"]),
+        7: np.float32([1, 2, 3, 4]),
+    }, index=pd.Index([10, 11, 12, 13], name="row_id"))
+    path = tmp_path / "frame.nc"
+    frame_to_dataset(frame).to_netcdf(path, engine="h5netcdf")
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        back = frame_from_dataset(ds.load())
+    pd.testing.assert_frame_equal(back, frame)
+
+
+def test_data_frame_with_unsavable_column():
+    with pytest.raises(ValueError, match=r"column 'c' has dtype complex128"):
+        frame_to_dataset(pd.DataFrame({"c": [1j, 2j]}))
+    with pytest.raises(ValueError, match=r"column 'o'"):
+        frame_to_dataset(pd.DataFrame({"o": [object(), 1]}))
+
+
+def formula_fit():
+    """A fabricated fit whose model carries `formula`, `data` and `na_action`, as models
+    from the formula entry point will."""
+    fit = fabricated(np.repeat(["a", "b", "c"], 3), X=np.arange(9.0)[:, None])
+    a = fit.model.arrays
+    fit.model.formula = "Reaction ~ x1 + (1 | g)"
+    fit.model.data = pd.DataFrame({"Reaction": a.y, "x1": a.X[:, 0],
+                                   "g": pd.Categorical(np.repeat(["a", "b", "c"], 3))})
+    fit.model.na_action = "raise"
+    return fit
+
+
+def test_formula_models_store_their_data_and_formula(tmp_path, monkeypatch):
+    fit = formula_fit()
+    path = tmp_path / "fit.nc"
+    fit.save(path)
+    with xr.open_dataset(path, group="jaxglmm_data", engine="h5netcdf") as ds:
+        pd.testing.assert_frame_equal(frame_from_dataset(ds.load()), fit.model.data)
+    with xr.open_dataset(path, group="observed_data", engine="h5netcdf") as ds:
+        assert list(ds.data_vars) == ["Reaction"]
+
+    calls = []
+
+    def fake_formula_entry(formula, frame, **kwargs):
+        calls.append((formula, frame, kwargs))
+        return jaxglmm.GLMM.from_arrays(frame["Reaction"], np.ones(len(frame)),
+                                        np.asarray(frame["g"], dtype=object), X=frame[["x1"]],
+                                        family=kwargs["family"], priors=kwargs["priors"],
+                                        centred=kwargs["centred"], factor=kwargs["factor"],
+                                        dtype=kwargs["dtype"])
+    monkeypatch.setattr(storage, "_model_from_formula", fake_formula_entry)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = jaxglmm.load(path)
+    formula, frame, kwargs = calls[0]
+    assert formula == "Reaction ~ x1 + (1 | g)"
+    pd.testing.assert_frame_equal(frame, fit.model.data)
+    assert kwargs["na_action"] == "raise" and kwargs["family"] == fit.model.spec.family
+    assert_same_fit(loaded, fit)
+
+
+def test_formula_rebuild_failure_falls_back_to_the_arrays(tmp_path, monkeypatch):
+    fit = formula_fit()
+    path = tmp_path / "fit.nc"
+    fit.save(path)
+
+    def broken(formula, frame, **kwargs):
+        raise TypeError("GLMM() takes no formula")
+    monkeypatch.setattr(storage, "_model_from_formula", broken)
+    with pytest.warns(UserWarning, match="rebuilding the model from its formula failed"):
+        loaded = jaxglmm.load(path)
+    assert_same_fit(loaded, fit)
