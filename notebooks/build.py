@@ -940,7 +940,8 @@ def hyperpriors() -> list:
         | d, gamma random | $\mathrm{Ga}(1, d_\tau)$, $d_\tau \sim \mathrm{Ga}(1, 10^{-4})$ | $\mathcal{W}_1(1, S)$, $\gamma \sim \mathrm{Ga}(1, 10^{-4})$ |
 
         $\mathrm{Ga}(1, 10^{-4})$ for $d_\tau$ and $\gamma$ (in $\text{g}^2$) has mean $10^4$ and
-        covers both fixed values of $d_\tau$ within its central 99%. (Every prior setting is a
+        central 99% interval $(50, 5.3 \cdot 10^4)$: from values far below the residual sum of
+        squares, which all act like $0.005$, up to $5 \cdot 10^4$. (Every prior setting is a
         new compilation, about 10 s each: to see more values of $d_\tau$, add them to
         `settings`.) The priors of the random-hyperparameter fit as the model prints them:
 
