@@ -1037,13 +1037,21 @@ def build(name: str) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+def _content(text: str) -> tuple:
+    """What --check compares: the kernel metadata and every cell's type, source and outputs
+    (not the JSON layout, which may vary with the nbformat version)."""
+    nb = nbformat.reads(text, as_version=4)
+    cells = tuple((c.cell_type, c.source, len(c.get("outputs", ()))) for c in nb.cells)
+    return nb.metadata.get("kernelspec", {}).get("name"), cells
+
+
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     stale = []
     for name in NOTEBOOKS:
         text, path = build(name), HERE / name
         if check:
-            if not path.exists() or path.read_text() != text:
+            if not path.exists() or _content(path.read_text()) != _content(text):
                 stale.append(name)
         else:
             path.write_text(text)
