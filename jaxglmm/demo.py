@@ -13,7 +13,10 @@ from .datasets import load_sleepstudy
 from .model import GLMM
 
 
-def main(chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0) -> None:
+def main(chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,
+         progress: bool = True) -> None:
+    """Fit the example with `chains` x (`warmup` + `draws`) iterations and print the priors,
+    the timing and the summary (`jaxglmm demo` calls this with its options)."""
     df = load_sleepstudy()
     Z = np.column_stack([np.ones(len(df)), df["Days"].to_numpy()])
     model = GLMM.from_arrays(df["Reaction"], Z, df["Subject"], z_names=["Intercept", "Days"])
@@ -21,7 +24,8 @@ def main(chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0) 
     print("priors (defaults are scaled to the data):")
     print("  " + model.describe_priors().replace("\n", "\n  "))
     t0 = time.perf_counter()
-    fit = model.sample(chains=chains, warmup=warmup, draws=draws, seed=seed)
+    fit = model.sample(chains=chains, warmup=warmup, draws=draws, seed=seed,
+                       progress=progress)
     print(f"sampled {chains} chains x {draws} draws in {time.perf_counter() - t0:.1f} s "
           f"(divergences: {fit.num_divergences})")
     with pd.option_context("display.width", 140, "display.max_columns", 20,

@@ -28,6 +28,9 @@ from .design import ArrayData, RandomTerm, _check_finite, _encode_groups, prepar
 from .families import Family
 
 NA_ACTIONS = ("raise", "drop")
+# functions a formula may call, besides formulae's own (C(), scale(), center(), ...)
+NAMESPACE = {"log": np.log, "log1p": np.log1p, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs,
+             "np": np}
 
 
 @dataclass(frozen=True)
@@ -187,7 +190,7 @@ def _design(expression: str, data: pd.DataFrame, what: str):
     """formulae's common design of a right-hand side: (matrix (n, k), column names, object)."""
     from formulae import design_matrices
     try:
-        dm = design_matrices(expression, data, na_action="error")
+        dm = design_matrices(expression, data, na_action="error", extra_namespace=NAMESPACE)
     except Exception as err:
         _fail(f"formula: cannot build the {what} {expression!r}: {err}")
     common = dm.common
@@ -303,8 +306,19 @@ def parse_formula(formula: str, data, family: Family, na_action: str = "raise") 
     X = X[:, x_keep]
     x_names = tuple(x_names[i] for i in x_keep)
     Z0, cluster0, levels0, z0, name0, free0 = term_arrays[0]
-    arrays = prepare_arrays(y, Z0, [levels0[c] for c in cluster0], X if X.shape[1] else None,
-                            family, trials if family.has_trials else None, None, x_names, z0)
+    try:
+        arrays = prepare_arrays(y, Z0, [levels0[c] for c in cluster0],
+                                X if X.shape[1] else None, family,
+                                trials if family.has_trials else None, None, x_names, z0)
+    except ValueError as err:  # name the formula's columns, not from_arrays' arguments
+        message = str(err)
+        lhs_name = response[1] if response[0] != "expr" else response[1]
+        for arg, what in (("y: ", f"response {lhs_name!r}: "),
+                          ("trials: ", f"trials ({lhs.strip()!r}): "),
+                          ("X: ", "fixed part: ")):
+            if message.startswith(arg):
+                message = what + message[len(arg):]
+        raise ValueError(message) from None
     extra = tuple(RandomTerm(Z, cl, lv, zn, nm, fr)
                   for Z, cl, lv, zn, nm, fr in term_arrays[1:])
     arrays = replace(arrays, group_name=name0, mu_free=free0, extra=extra)
@@ -332,7 +346,8 @@ def _response(response: tuple, frame: pd.DataFrame, family: Family):
     if kind == "expr":
         from formulae import design_matrices
         try:
-            dm = design_matrices(f"{response[1]} ~ 1", frame, na_action="error")
+            dm = design_matrices(f"{response[1]} ~ 1", frame, na_action="error",
+                                 extra_namespace=NAMESPACE)
         except Exception as err:
             _fail(f"formula: cannot evaluate the response {response[1]!r}: {err}")
         y = np.asarray(dm.response.design_matrix, dtype=float)

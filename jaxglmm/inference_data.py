@@ -24,12 +24,10 @@ from .density import linear_predictor
 
 # axes of each natural-scale quantity after (chain, draw), by kind:
 #   "x": fixed-effect columns, "z"/"z2": random-effect columns (rows/columns of a q x q
-#   matrix), "m": the random-effect columns that have a mean parameter (all of them unless
-#   a formula leaves a random column out of the fixed part), "group": levels of the
-#   grouping factor
+#   matrix), "group": levels of the grouping factor
 AXES = {
     "beta": ("x",),
-    "mu": ("m",), "sd": ("z",), "gamma": ("z",),
+    "mu": ("zmu",), "sd": ("z",), "gamma": ("z",),
     "D": ("z", "z2"), "corr": ("z", "z2"),
     "b": ("group", "z"),
     "sigma": (), "tau": (), "d": (),
@@ -47,35 +45,29 @@ def _split_term(key: str) -> tuple[str, str | None]:
     return base, (term or None)
 
 
-def _term(arrays, term: str | None):
-    """The RandomTerm named `term` (None: the first term, as in a one-term model)."""
-    terms = arrays.terms
-    if term is None:
-        return terms[0]
-    for t in terms:
-        if t.name == term:
-            return t
-    raise ValueError(f"draws key with term {term!r}: the model's random-effect terms are "
-                     f"{', '.join(repr(t.name) for t in terms)}.")
-
-
-def _axis(kind: str, term: str | None, arrays) -> tuple[str, list]:
-    """Dim name and coordinate values of one axis kind, for one random-effect term."""
-    suffix = "" if term is None else f"|{term}"
+def _axis(kind: str, term: str | None, model) -> tuple[str, list]:
+    """Dim name and coordinate values of one axis kind ("zmu": the random-effect columns
+    with a mean parameter), for one random-effect term (None: the only one)."""
+    arrays = model.arrays
     if kind == "x":
         return "beta_dim", list(arrays.x_names)
-    t = _term(arrays, term)
-    if kind == "m":
-        names = [t.z_names[j] for j in t.mu_free]
-        if len(names) == len(t.z_names):
-            return f"re_dim{suffix}", names
-        return f"mu_dim{suffix}", names   # other coordinates than re_dim: another dim
+    keys = [ts.key for ts in model.spec.terms]
+    key = "" if term is None else f"|{term}"
+    if key not in keys:
+        raise ValueError(f"draws key with term {term!r}: the model's random-effect terms "
+                         f"are {', '.join(repr(k[1:]) for k in keys if k) or 'one unnamed'}.")
+    k = keys.index(key)
+    t, ts = arrays.terms[k], model.spec.terms[k]
     if kind == "z":
-        return f"re_dim{suffix}", list(t.z_names)
+        return f"re_dim{key}", list(t.z_names)
+    if kind == "zmu":
+        if len(ts.mu_free) == t.Z.shape[1]:
+            return f"re_dim{key}", list(t.z_names)
+        return f"mu_dim{key}", [t.z_names[j] for j in ts.mu_free]
     if kind == "z2":
-        return f"re_dim2{suffix}", list(t.z_names)
+        return f"re_dim2{key}", list(t.z_names)
     if kind == "group":
-        return f"group{suffix}", list(t.groups)
+        return f"group{key}", list(t.groups)
     raise ValueError(f"unknown axis kind {kind!r}")  # pragma: no cover - AXES is fixed
 
 
@@ -92,13 +84,12 @@ def posterior_dims(fit, names=None) -> dict[str, tuple[tuple[str, ...], dict[str
     Raises:
         ValueError: a draw whose shape does not match the model's names.
     """
-    arrays = fit.model.arrays
     out = {}
     for name in (fit.draws if names is None else names):
         shape = np.shape(fit.draws[name])[2:]
         base, term = _split_term(name)
         if base in AXES and len(AXES[base]) == len(shape):
-            axes = [_axis(kind, term, arrays) for kind in AXES[base]]
+            axes = [_axis(kind, term, fit.model) for kind in AXES[base]]
         else:
             axes = [(f"{name}_dim_{k}", list(range(n))) for k, n in enumerate(shape)]
         for (dim, values), n in zip(axes, shape):
@@ -125,12 +116,12 @@ def response_name(model) -> str:
 
 @partial(jax.jit, static_argnames="family")
 def pointwise_log_likelihood(beta, b, tau, data, family):
-    """log p(y_ij | b_i, beta, tau) for every draw and observation.
+    """log p(y_ij | b, beta, tau) for every draw and observation.
 
     Args:
-        beta: (C, S, p); b: (C, S, N, q), or a tuple of them, one per random-effect term;
-        tau: (C, S) (ones for families without dispersion); data: `density.ModelData`;
-        family: the model's Family (static).
+        beta: (C, S, p); b: tuple of (C, S, N_k, q_k), one per random-effect term; tau:
+        (C, S) (ones for families without dispersion); data: `density.ModelData`; family:
+        the model's Family (static).
     Returns:
         (C, S, n_obs).
     """
@@ -155,22 +146,27 @@ def predictive_draws(keys, beta, b, tau, data, family):
     return jax.vmap(jax.vmap(one))(keys, beta, b, tau)
 
 
-def _chains_draws(fit) -> tuple[int, int]:
-    """(C, S) of a fit's draws."""
-    return np.shape(next(iter(fit.draws.values())))[:2]
+def _chain_draw(fit) -> tuple[int, int]:
+    return np.shape(fit.sample_stats["diverging"])[:2]
 
 
 def _draw_args(fit):
-    """(beta (C, S, p), b, tau (C, S), data) as device arrays; b is (C, S, N, q) for one
-    random-effect term, a tuple of them (terms in the model's order) for several."""
+    """(beta (C, S, p), b (tuple per term of (C, S, N_k, q_k)), tau (C, S), data).
+
+    Raises:
+        ValueError: the fit was sampled with keep_b=False.
+    """
     d, model = fit.draws, fit.model
-    C, S = _chains_draws(fit)
-    keys = ["b" + term.key for term in model.spec.terms]
+    keys = ["b" + ts.key for ts in model.spec.terms]
+    if any(k not in d for k in keys):
+        raise ValueError("the fit keeps no draws of b (sampled with keep_b=False): the "
+                         "pointwise likelihood and posterior predictive need them.")
+    C, S = _chain_draw(fit)
     dtype = np.asarray(d[keys[0]]).dtype
     beta = d["beta"] if "beta" in d else np.zeros((C, S, 0), dtype)
     tau = d["tau"] if "tau" in d else np.ones((C, S), dtype)
     b = tuple(jnp.asarray(d[k]) for k in keys)
-    return jnp.asarray(beta), (b[0] if len(b) == 1 else b), jnp.asarray(tau), model._data()
+    return jnp.asarray(beta), b, jnp.asarray(tau), model._data()
 
 
 def log_likelihood_draws(fit) -> np.ndarray:
@@ -182,7 +178,7 @@ def log_likelihood_draws(fit) -> np.ndarray:
 def posterior_predictive_draws(fit, seed=0) -> np.ndarray:
     """Posterior predictive y draws (C, S, n_obs): one per posterior draw, keys from `seed`
     (an integer or a jax.random key)."""
-    C, S = _chains_draws(fit)
+    C, S = _chain_draw(fit)
     is_key = isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key)
     if not is_key and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
         raise ValueError(f"seed: must be an integer or a jax.random key, got {seed!r}.")
@@ -228,7 +224,7 @@ def posterior_dataset(fit, include_b: bool = True):
 def sample_stats_dataset(fit):
     """The sample_stats group: fit.sample_stats (C, S) and step_size broadcast over draws."""
     stats = dict(fit.sample_stats)
-    C, S = _chains_draws(fit)
+    C, S = _chain_draw(fit)
     if "step_size" not in stats and fit.step_size is not None:
         stats["step_size"] = np.broadcast_to(np.asarray(fit.step_size)[:, None], (C, S))
     return _dataset(stats, {}, {})
@@ -258,6 +254,8 @@ def to_inference_data(fit, posterior_predictive: bool = False, include_b: bool =
         "observed_data": _dataset({y_name: _as_response(fit.model.arrays.y, fit.model)},
                                   obs_dims, {}, chain_draw=False),
     }
+    if log_likelihood and not fit.info.get("keep_b", True):
+        log_likelihood = False  # no b draws: nothing to condition on (keep_b=False)
     if log_likelihood:
         groups["log_likelihood"] = _dataset({y_name: log_likelihood_draws(fit)}, obs_dims, {})
     if posterior_predictive:
@@ -284,9 +282,9 @@ def triangle_view(posterior):
     import xarray as xr
 
     out = posterior
-    for name, strict in (("D", False), ("corr", True)):
-        if name not in out:
-            continue
+    pairs = [(name, _split_term(name)[0] == "corr") for name in list(out.data_vars)
+             if _split_term(name)[0] in ("D", "corr")]
+    for name, strict in pairs:
         da = out[name]
         row, col = da.dims[-2:]
         labels = list(da[row].values)

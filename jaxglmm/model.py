@@ -191,8 +191,19 @@ class GLMM:
 
     @property
     def priors(self) -> Priors:
-        """The priors used, user values and defaults filled in."""
-        return self.spec.priors.spec
+        """The priors used, user values and defaults filled in; with several random-effect
+        terms mu and omega are dicts by grouping factor."""
+        first = self.spec.priors.spec
+        if len(self.spec.terms) == 1:
+            return first
+        names = [t.name for t in self.arrays.terms]
+        per_term = {block: {n: getattr(ts.priors.spec, block)
+                            for n, ts in zip(names, self.spec.terms)}
+                    for block in ("mu", "omega")}
+        defaults = tuple(b for b in ("beta", "tau") if b in first.defaults) + tuple(
+            b for b in ("mu", "omega")
+            if all(b in ts.priors.spec.defaults for ts in self.spec.terms))
+        return Priors(beta=first.beta, tau=first.tau, defaults=defaults, **per_term)
 
     def describe_priors(self) -> str:
         """The priors used, one line per block or coefficient, defaults marked."""
@@ -318,16 +329,21 @@ class GLMM:
             return "collapsed" if self.can_collapse else "joint"
         return method
 
-    def _problem(self, method: str, template: dict):
-        """(data for the jitted code, unravel, make_logdensity, transform) of a method."""
+    def _problem(self, method: str, template: dict, keep_b: bool = True):
+        """(data for the jitted code, unravel, make_logdensity, transform) of a method;
+        without `keep_b` the draws leave out b (and the collapsed sampler does not draw it)."""
         spec = self.spec
         _, unravel = ravel_pytree(template)
+
+        def drop_b(out: dict) -> dict:
+            return out if keep_b else {k: v for k, v in out.items()
+                                       if k.split("|")[0] != "b"}
         if method == "joint":
             def make_logdensity(data):
                 return lambda x: log_posterior(unravel(x), data, spec)
 
             def transform(x, data, key):
-                return natural_draw(unravel(x), spec)
+                return drop_b(natural_draw(unravel(x), spec))
             return self._data(), unravel, make_logdensity, transform
 
         stats = jax.jit(collapsed.sufficient_stats, static_argnums=1)(self._data(), spec.N)
@@ -337,6 +353,9 @@ class GLMM:
 
         def transform(x, stats, key):
             position = unravel(x)
+            if not keep_b:
+                return drop_b(natural_draw(position, spec, b=jnp.zeros((spec.N, spec.q),
+                                                                         x.dtype)))
             psi, _ = unpack(position, spec)
             return natural_draw(position, spec, b=collapsed.draw_b(key, psi, stats, spec))
         return stats, unravel, make_logdensity, transform
@@ -346,11 +365,12 @@ class GLMM:
     def sample(self, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed=0, *,
                kernel="nuts", target_accept: float | None = None, max_tree_depth: int = 10,
                dense_mass: bool | None = None, num_integration_steps: int = 32,
-               method: str = "auto", progress: bool = True, chunk: int = 50) -> Fit:
+               method: str = "auto", progress: bool = True, chunk: int = 50,
+               thin: int = 1, keep_b: bool = True) -> Fit:
         """Run `chains` chains of window adaptation then `draws` draws, in one vmapped program.
 
         Args:
-            chains, warmup, draws: numbers of chains, warmup iterations, kept draws.
+            chains, warmup, draws: numbers of chains, warmup iterations, sampling iterations.
             seed: an integer or a jax.random key; the same seed gives the same draws.
             kernel: "nuts" (default), "hmc" or "mala", or blackjax.nuts / .hmc / .mala.
             target_accept: step-size adaptation target (0.8; 0.574 for MALA).
@@ -359,13 +379,18 @@ class GLMM:
                 (default): dense when the sampler moves at most 100 parameters, except for
                 the joint sampler of a gaussian model (diagonal).
             num_integration_steps: leapfrog steps per HMC transition.
-            method: "auto" (collapsed for gaussian identity models, else joint), "joint"
-                (b sampled with psi), or "collapsed" (b integrated out, drawn exactly
-                given psi for every kept draw).
+            method: "auto" (collapsed for gaussian identity models with one random-effect
+                term, else joint), "joint" (b sampled with psi), or "collapsed" (b
+                integrated out, drawn exactly given psi for every kept draw).
             progress: show a progress bar when sampling takes more than two seconds.
-            chunk: iterations per jitted chunk (progress and memory granularity).
+            chunk: iterations per jitted chunk (progress and memory granularity: the host
+                holds the kept draws, the device one chunk).
+            thin: keep every thin-th draw (draws // thin are kept).
+            keep_b: keep the draws of the random effects b (False saves memory when there
+                are many clusters; predictions for existing levels then need a refit).
         Returns:
-            A `Fit` with natural-scale draws of leading shape (chains, draws).
+            A `Fit` with natural-scale draws of leading shape (chains, kept draws). Ctrl-C
+            while sampling returns the draws finished so far, with a warning.
         """
         method = self._resolve_method(method)
         if dense_mass is None:
@@ -375,22 +400,40 @@ class GLMM:
         warmup = _check_count(warmup, "warmup", 0)
         draws = _check_count(draws, "draws", 1)
         chunk = _check_count(chunk, "chunk", 1)
+        thin = _check_count(thin, "thin", 1)
+        if draws < thin:
+            raise ValueError(f"draws: {draws} iterations with thin={thin} keep no draw.")
         config = SamplerConfig(kernel=kernel, target_accept=target_accept,
                                max_tree_depth=max_tree_depth, dense_mass=dense_mass,
                                num_integration_steps=num_integration_steps)
         key = _as_key(seed)
-        spec = self.spec
         with jax.enable_x64(self.dtype == "float64"):
             _, warmup_key, sample_key = jax.random.split(key, 3)
             starts = self.initial_positions(key, chains, method)
-            data, unravel, make_logdensity, transform = self._problem(method, starts[0])
             x0 = jnp.stack([ravel_pytree(start)[0] for start in starts])
+            run = dict(method=method, config=config, keep_b=bool(keep_b), thin=thin,
+                       chains=chains, warmup=warmup, chunk=chunk,
+                       seed=seed if isinstance(seed, int) else None,
+                       template=starts[0],
+                       sample_keys=np.asarray(jax.random.key_data(
+                           jax.random.split(sample_key, chains))))
+            return self._run(run, x0, jax.random.split(warmup_key, chains), warmup, draws,
+                             progress)
 
-            timings: dict = {}
-            out, stats, last, done = sample_chains(
-                make_logdensity, transform, data, x0, jax.random.split(warmup_key, chains),
-                jax.random.split(sample_key, chains), warmup, draws, config,
-                cache_key=(spec, method), progress=progress, chunk=chunk, timings=timings)
+    def _run(self, run: dict, x0, warmup_keys, warmup: int, steps: int, progress: bool,
+             resume: tuple | None = None, start_step: int = 0) -> Fit:
+        """Sample `steps` iterations (after `warmup` adaptation ones, or continuing from
+        `resume` = (step_size, inverse mass matrix) at step `start_step`) and build the Fit."""
+        spec, method, config = self.spec, run["method"], run["config"]
+        data, unravel, make_logdensity, transform = self._problem(method, run["template"],
+                                                                  run["keep_b"])
+        sample_keys = jax.random.wrap_key_data(jnp.asarray(run["sample_keys"]))
+        timings: dict = {}
+        out, stats, last, done = sample_chains(
+            make_logdensity, transform, data, x0, warmup_keys, sample_keys, warmup, steps,
+            config, cache_key=(spec, method, run["keep_b"]), progress=progress,
+            chunk=run["chunk"], timings=timings, thin=run["thin"], resume=resume,
+            start_step=start_step)
         kinds = sorted({"centred" if t.centred else "non-centred" for t in spec.terms})
         if len(spec.terms) > 1 and len(kinds) > 1:
             kinds = [", ".join(f"{'centred' if t.centred else 'non-centred'} {t.key[1:]}"
@@ -399,18 +442,98 @@ class GLMM:
         if method == "joint" and self.centred_auto:
             parametrisation += " (chosen by the data)"
         info = {"method": method, "parametrisation": parametrisation, "factor": spec.factor,
-                "chains": chains, "warmup": warmup, "draws": done,
+                "chains": run["chains"], "warmup": run["warmup"],
+                "draws": next(iter(stats.values())).shape[1], "thin": run["thin"],
+                "steps": start_step + done, "keep_b": run["keep_b"],
                 "mass_matrix": "dense" if config.dense_mass else "diagonal",
-                "seed": seed if isinstance(seed, int) else None, "dtype": self.dtype,
-                **timings}
+                "seed": run["seed"], "dtype": self.dtype, **timings}
         return Fit(
             draws=out, sample_stats=stats, model=self, config=config, info=info,
             step_size=np.asarray(last.step_size),
             inverse_mass_matrix=np.asarray(last.inverse_mass_matrix),
             last_state=last,
+            chain_state={k: np.asarray(getattr(last.state, k))
+                         for k in ("position", "logdensity", "logdensity_grad")},
+            sample_keys=run["sample_keys"],
         )
+
+    def _extend(self, fit: Fit, draws: int, progress: bool) -> Fit:
+        """`fit` continued by `draws` iterations (see `Fit.extend`)."""
+        draws = _check_count(draws, "draws", 1)
+        info = fit.info
+        if fit.chain_state is None or fit.sample_keys is None:
+            raise ValueError("extend: this fit does not hold the chains' last state.")
+        method = info["method"]
+        template = self.initial_positions(0, 1, method)[0]
+        run = dict(method=method, config=fit.config, keep_b=info.get("keep_b", True),
+                   thin=info.get("thin", 1), chains=info["chains"], warmup=info["warmup"],
+                   chunk=info.get("chunk", 50), seed=info.get("seed"), template=template,
+                   sample_keys=fit.sample_keys)
+        with jax.enable_x64(self.dtype == "float64"):
+            f = jnp.float64 if self.dtype == "float64" else jnp.float32
+            x0 = jnp.asarray(fit.chain_state["position"], f)
+            dummy = jax.random.split(jax.random.key(0), info["chains"])
+            more = self._run(run, x0, dummy, 0, draws, progress,
+                             resume=(fit.chain_state, fit.step_size,
+                                     fit.inverse_mass_matrix),
+                             start_step=info["steps"])
+        joined = {k: np.concatenate([fit.draws[k], v], axis=1) for k, v in more.draws.items()}
+        stats = {k: np.concatenate([fit.sample_stats[k], v], axis=1)
+                 for k, v in more.sample_stats.items()}
+        new_info = dict(more.info, draws=fit.info["draws"] + more.info["draws"],
+                        warmup_s=info.get("warmup_s", 0.0),
+                        sampling_s=info.get("sampling_s", 0.0) + more.info["sampling_s"],
+                        compile_s=info.get("compile_s", 0.0) + more.info.get("compile_s", 0.0))
+        return replace(more, draws=joined, sample_stats=stats, info=new_info)
+
+    def describe(self) -> str:
+        """The model's hierarchy in the notation of DESIGN.md section 1, with its priors."""
+        a, spec = self.arrays, self.spec
+        fam = spec.family
+        h = {"identity": "eta_ij", "log": "exp(eta_ij)", "logit": "logit^-1(eta_ij)",
+             "probit": "Phi(eta_ij)", "cloglog": "1 - exp(-exp(eta_ij))"}[fam.link]
+        dist = {"gaussian": f"N({h}, 1/tau)", "bernoulli": f"Bernoulli({h})",
+                "binomial": f"Binomial(n_ij, {h})", "poisson": f"Poisson({h})"}[fam.name]
+        multi = len(spec.terms) > 1
+        lines = [f"GLMM: {fam.name} family, {fam.link} link"]
+        if self.formula is not None:
+            lines.append(f"  formula: {self.formula}")
+        lines.append(f"  data: {a.y.shape[0]} observations")
+        parts = ["x_ij' beta"] if spec.p else []
+        for ts in spec.terms:
+            parts.append(f"z{ts.key}_ij' b{ts.key}[ij]" if multi else "z_ij' b_i")
+        lines.append(f"  y_ij | b ~ {dist},  eta_ij = {' + '.join(parts)}")
+        if multi:
+            lines.append("    (b|g[ij]: the coefficients of the level of g that row ij has)")
+        if spec.p:
+            lines.append(f"    x = ({', '.join(a.x_names)})")
+        for t, ts in zip(a.terms, spec.terms):
+            b, mu, D = (f"{n}{ts.key}" for n in ("b", "mu", "D"))
+            mean = "0" if not ts.mu_free else mu
+            if ts.mu_free and len(ts.mu_free) < ts.q:
+                free = ", ".join(t.z_names[j] for j in ts.mu_free)
+                mean += f" (free for {free}; 0 for the other columns)"
+            where = (f"one per level of {t.name} ({ts.N} levels)")
+            lines.append(f"    z{ts.key} = ({', '.join(t.z_names)})")
+            lines.append(f"  {b}{'_l' if multi else '_i'} ~ N_{ts.q}({mean}, {D}), {where}; "
+                         f"Omega{ts.key} = {D}^-1")
+        psi = (["beta"] if spec.p else []) + [
+            f"mu{ts.key}" for ts in spec.terms if ts.mu_free]
+        if fam.has_dispersion:
+            psi.append("tau")
+        psi += [f"Omega{ts.key}" for ts in spec.terms]
+        lines.append(f"  psi = ({', '.join(psi)})")
+        lines.append("Priors:")
+        lines += ["  " + line for line in self.describe_priors().splitlines()]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.describe()
 
     def __repr__(self) -> str:
         s = self.spec
+        if self.formula is not None:
+            return (f"GLMM({self.formula!r}, family={s.family.name!r}, link={s.family.link!r}, "
+                    f"n_obs={self.arrays.y.shape[0]})")
         return (f"GLMM(family={s.family.name!r}, link={s.family.link!r}, n_obs="
                 f"{self.arrays.y.shape[0]}, N={s.N}, p={s.p}, q={s.q})")

@@ -450,7 +450,13 @@ def priors_to_dict(priors: Priors) -> dict:
     """
     if not isinstance(priors, Priors):
         raise ValueError(f"priors: must be a jaxglmm.Priors, got {type(priors).__name__}.")
-    out = {name: _prior_to_dict(getattr(priors, name)) for name in PRIOR_FIELDS}
+    out = {}
+    for name in PRIOR_FIELDS:
+        value = getattr(priors, name)
+        if isinstance(value, tuple):  # one prior per random-effect term
+            out[name] = {"per_term": {k: _prior_to_dict(v) for k, v in value}}
+        else:
+            out[name] = _prior_to_dict(value)
     out["defaults"] = list(priors.defaults)
     return out
 
@@ -500,8 +506,15 @@ def priors_from_dict(data: dict) -> Priors:
     if unknown:
         raise ValueError(f"priors: unknown key(s) {', '.join(map(repr, unknown))}; allowed: "
                          f"{', '.join(PRIOR_FIELDS)}, defaults.")
-    blocks = {name: _prior_from_dict(data.get(name), f"priors.{name}", kinds)
-              for name, kinds in PRIOR_FIELDS.items()}
+    blocks = {}
+    for name, kinds in PRIOR_FIELDS.items():
+        value = data.get(name)
+        if isinstance(value, dict) and set(value) == {"per_term"} and name in PER_TERM \
+                and isinstance(value["per_term"], dict):
+            blocks[name] = {k: _prior_from_dict(v, f"priors.{name}[{k!r}]", kinds)
+                            for k, v in value["per_term"].items()}
+        else:
+            blocks[name] = _prior_from_dict(value, f"priors.{name}", kinds)
     defaults = data.get("defaults", [])
     if not isinstance(defaults, list) or not set(defaults) <= set(PRIOR_FIELDS):
         raise ValueError(f"priors.defaults: must be a list of block names "

@@ -44,6 +44,10 @@ class Fit:
     step_size: np.ndarray
     inverse_mass_matrix: np.ndarray
     last_state: Any = field(default=None, repr=False)
+    # where the chains stopped: position (C, d) unconstrained, logdensity (C,),
+    # logdensity_grad (C, d); and the key data (C, 2) of their sampling keys (for extend)
+    chain_state: dict | None = field(default=None, repr=False)
+    sample_keys: np.ndarray | None = field(default=None, repr=False)    # (C, 2) key data
 
     @property
     def coords(self) -> dict:
@@ -131,6 +135,35 @@ class Fit:
                        "parametrisation (centred=True when clusters are large and "
                        "informative, non-centred otherwise).")
         return out
+
+    def extend(self, draws: int = 1000, progress: bool = True) -> "Fit":
+        """The chains continued by `draws` more iterations from their last state, with the
+        adapted step size and mass matrix and no new warmup: the result equals (draw for
+        draw) one run of the combined length with the same seed. Returns a new Fit holding
+        the old and the new draws; this one is unchanged."""
+        return self.model._extend(self, draws, progress)
+
+    def predict(self, newdata, kind: str = "mean", groups: str = "existing",
+                summary: bool = False, seed=0):
+        """Posterior predictions for the rows of a DataFrame (formula models).
+
+        Args:
+            newdata: DataFrame with the formula's predictor and grouping columns (and, for
+                binomial, the trials columns of the response).
+            kind: "mean" (h(eta); expected successes for binomial), "link" (eta) or
+                "response" (one y from the family per draw: posterior predictive).
+            groups: "existing" (every level must be in the fitted data; it uses its b
+                draws) or "new" (seen levels use their b, unseen ones get a fresh
+                b ~ N(mu, D) per posterior draw).
+            summary: return a DataFrame (mean, sd, 5%, 50%, 95% per row) instead of draws.
+            seed: integer or jax.random key for the new-level and response draws.
+        Returns:
+            draws (chains, draws, n_new), or the summary DataFrame indexed like newdata.
+        Raises:
+            ValueError: missing columns or values, unseen levels with groups="existing".
+        """
+        from .predict import predict
+        return predict(self, newdata, kind, groups, summary, seed)
 
     # --------------------------------------------------------------- ArviZ, plots, saving
 

@@ -258,10 +258,11 @@ def _compiled_chunk(cache_key, make_logdensity, transform, config, args,
 
 
 def _run_phase(compiled, states, ws, data, keys, num_steps: int, k: int, start_step: int,
-               schedule, adapting: bool, keep: bool, bar):
+               schedule, adapting: bool, keep: bool, bar, thin: int = 1):
     """Run `num_steps` steps in chunks of `k`. Returns states, ws, kept draws and stats as
-    lists of numpy chunks (when keep), and the number of steps done (an interrupt stops early
-    between chunks only when keep is True; during warmup it propagates)."""
+    lists of numpy chunks (when keep; every `thin`-th step, counted from step 0 of the
+    phase), and the number of steps done (an interrupt stops early between chunks only when
+    keep is True; during warmup it propagates)."""
     n_chunks = math.ceil(num_steps / k) if num_steps else 0
     total = n_chunks * k
     active = np.arange(total) < num_steps
@@ -284,27 +285,39 @@ def _run_phase(compiled, states, ws, data, keys, num_steps: int, k: int, start_s
                                                    window_end[sl], active[sl], adapting)
             n_active = int(active[sl].sum())
             if keep:
+                take = np.flatnonzero((t[:n_active] + 1) % thin == 0)
                 for name, value in draws.items():
-                    kept.setdefault(name, []).append(np.asarray(value[:, :n_active]))
+                    kept.setdefault(name, []).append(np.asarray(value)[:, take])
                 for name, value in info.items():
-                    stats.setdefault(name, []).append(np.asarray(value[:, :n_active]))
+                    stats.setdefault(name, []).append(np.asarray(value)[:, take])
             else:
                 jax.block_until_ready(ws.step_size)
             done += n_active
             if bar is not None:
                 bar.update(n_active)
     except KeyboardInterrupt:
-        if not keep:
+        if not keep or not kept:
             raise
         warnings.warn(f"sampling interrupted: returning the {done} draws per chain finished "
                       "so far.", RuntimeWarning, stacklevel=4)
     return states, ws, kept, stats, done
 
 
+def _chain_sharding(chains: int):
+    """A sharding that spreads the chain axis over the local devices, or None when there is
+    one device or the chains do not divide evenly among them."""
+    devices = jax.local_devices()
+    if len(devices) < 2 or chains % len(devices):
+        return None
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("chain",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chain"))
+
+
 def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Array,
                   warmup_keys: Array, sample_keys: Array, num_warmup: int, num_draws: int,
                   config: SamplerConfig, *, cache_key=None, progress: bool = False,
-                  chunk: int = 50, timings: dict | None = None):
+                  chunk: int = 50, timings: dict | None = None, thin: int = 1,
+                  resume: tuple | None = None, start_step: int = 0):
     """Warm up and sample every chain.
 
     Args:
@@ -318,7 +331,19 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
         num_warmup, num_draws: iterations of each phase.
         cache_key: hashable value that determines make_logdensity and transform, for the
             compile cache (None: no caching).
-        timings: if given, filled with compile_s, warmup_s, sampling_s.
+        timings: if given, filled with compile_s, warmup_s, sampling_s, and chunk (the scan
+            length used).
+        thin: keep every thin-th draw.
+        resume: (state, step_size (C,), inverse_mass_matrix) of an earlier run, state a dict
+            of position (C, d), logdensity (C,), logdensity_grad (C, d): no warmup, the
+            chains go on from there with these settings (see `Fit.extend`).
+        start_step: index of the first sampling step (a continued run goes on with the
+            keys of the steps after the ones done, so it equals one longer run).
+    When there are several devices and they divide the chains, the chains are spread over
+    them (sharded along the chain axis). The draws equal those of one device up to
+    rounding (XLA vectorises batches of other sizes differently), so long runs differ in
+    their draws but not in their posterior; on a fixed device layout they are reproducible
+    bit for bit.
     Returns:
         (draws: dict name -> (C, S, ...) numpy, stats: dict name -> (C, S) numpy,
          ChainState after the last draw, number of draws finished per chain).
@@ -330,11 +355,29 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
     C, d = x0.shape
 
     t0 = time.perf_counter()
+    sharding = _chain_sharding(C)
+    if sharding is not None:
+        x0, warmup_keys, sample_keys = (jax.device_put(a, sharding)
+                                        for a in (x0, warmup_keys, sample_keys))
     states = jax.jit(jax.vmap(lambda x, data: init_kernel(x, make_logdensity(data)),
                               in_axes=(0, None)))(x0, data)
     initial_step = 1.0 if num_warmup else 0.1
     ws = jax.vmap(lambda _: ws_init(d, initial_step, x0.dtype))(jnp.arange(C))
-    k = _chunk_length(num_warmup, num_draws, chunk)
+    if resume is not None:
+        if num_warmup:
+            raise ValueError("resume: a continued run has no warmup.")
+        chain_state, step_size, imm = resume
+        # the saved log density and gradient, not recomputed ones: the first step then
+        # starts from exactly the numbers the earlier run ended with
+        states = states._replace(**{k: jnp.asarray(v, x0.dtype)
+                                    for k, v in chain_state.items()})
+        ws = ws._replace(step_size=jnp.asarray(step_size, x0.dtype),
+                         inverse_mass_matrix=jnp.asarray(imm, x0.dtype))
+    if sharding is not None:
+        ws = jax.device_put(ws, sharding)
+    # a continued run uses the chunk length of the run it continues: the same compiled
+    # program, so the same floating-point results
+    k = chunk if resume is not None else _chunk_length(num_warmup, num_draws, chunk)
     probe = np.arange(k)
     args = (states, ws, data, warmup_keys, probe, np.zeros(k, np.int32), np.zeros(k, bool),
             np.ones(k, bool), np.asarray(True))
@@ -359,12 +402,15 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
     bar = _progress(num_draws, progress, "sampling")
     try:
         states, ws, kept, stats, done = _run_phase(
-            compiled, states, ws, data, sample_keys, num_draws, k, 0, None, False, True, bar)
+            compiled, states, ws, data, sample_keys, num_draws, k, start_step, None, False,
+            True, bar, thin)
     finally:
         if bar is not None:
             bar.close()
     t2 = time.perf_counter()
     timings["warmup_s"] = t1 - t0 - compile_s
+    timings["chunk"] = k
+    timings["devices"] = 1 if sharding is None else len(sharding.mesh.devices)
     timings["sampling_s"] = t2 - t1
     draws = {name: np.concatenate(v, axis=1) for name, v in kept.items()}
     out_stats = {name: np.concatenate(v, axis=1) for name, v in stats.items()}

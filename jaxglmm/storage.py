@@ -240,6 +240,8 @@ def _last_position(fit) -> np.ndarray | None:
     """Each chain's last flat unconstrained position (C, d), or None when unknown."""
     from .sampling import ChainState
 
+    if getattr(fit, "chain_state", None) is not None:
+        return np.asarray(fit.chain_state["position"])
     state = fit.last_state
     if isinstance(state, SavedState):
         return np.asarray(state.position)
@@ -289,6 +291,7 @@ def _meta(fit, position) -> dict:
         "formula": formula if isinstance(formula, str) else None,
         "na_action": na_action if isinstance(na_action, str) else None,
         "response": response_name(model),
+        "n_terms": len(model.spec.terms),
     }
 
 
@@ -315,6 +318,13 @@ def _tuning_dataset(fit, position):
                                                        range(imm.ndim - 1)), imm)}
     if position is not None:
         data["last_position"] = (("chain", "position"), position)
+    chain_state = getattr(fit, "chain_state", None)
+    if chain_state is not None:  # what Fit.extend continues from, exactly
+        data["last_logdensity"] = (("chain",), np.asarray(chain_state["logdensity"]))
+        data["last_logdensity_grad"] = (("chain", "position"),
+                                        np.asarray(chain_state["logdensity_grad"]))
+    if getattr(fit, "sample_keys", None) is not None:
+        data["sample_keys"] = (("chain", "key_data"), np.asarray(fit.sample_keys))
     return xr.Dataset(data)
 
 
@@ -442,6 +452,9 @@ def _rebuild_model(meta: dict, arrays_ds, frame):
             if not _same_arrays(model.arrays, _saved_arrays(arrays_ds, groups)):
                 raise ValueError("the formula gives other model arrays than the saved ones")
         except Exception as err:  # defensive: the formula entry point may differ by version
+            if meta.get("n_terms", 1) > 1:
+                raise ValueError(f"the model of several random-effect terms could not be "
+                                 f"rebuilt from its formula: {_first_line(err)}") from None
             warnings.warn(f"load: rebuilding the model from its formula failed "
                           f"({_first_line(err)}); it is rebuilt from the saved arrays "
                           "instead (without the formula).", UserWarning, stacklevel=3)
@@ -495,10 +508,17 @@ def _read_fit(path: str, attrs: dict):
             position=np.asarray(tuning["last_position"].values),
             layout=None if layout is None else tuple((k, tuple(s)) for k, s in layout),
             step_size=step_size, inverse_mass_matrix=imm)
+    chain_state = sample_keys = None
+    if "last_logdensity" in tuning and last_state is not None:
+        chain_state = {"position": last_state.position,
+                       "logdensity": np.asarray(tuning["last_logdensity"].values),
+                       "logdensity_grad": np.asarray(tuning["last_logdensity_grad"].values)}
+    if "sample_keys" in tuning:
+        sample_keys = np.asarray(tuning["sample_keys"].values)
     config = None if meta["config"] is None else SamplerConfig(**meta["config"])
     fit = Fit(draws=draws, sample_stats=sample_stats, model=model, config=config,
               info=meta["info"], step_size=step_size, inverse_mass_matrix=imm,
-              last_state=last_state)
+              last_state=last_state, chain_state=chain_state, sample_keys=sample_keys)
     fit._posterior_dims()  # the draws' shapes agree with the model's names
     return fit
 

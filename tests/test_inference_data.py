@@ -271,19 +271,6 @@ def crossed_fit():
     return model.sample(chains=2, warmup=60, draws=20, seed=2, progress=False)
 
 
-def test_several_terms_get_their_own_dims(crossed_fit):
-    fit = crossed_fit
-    post = fit.to_arviz(log_likelihood=False).posterior
-    assert set(post.data_vars) == set(fit.draws)
-    assert post["b|Subject"].dims == ("chain", "draw", "group|Subject", "re_dim|Subject")
-    assert post["b|g2"].dims == ("chain", "draw", "group|g2", "re_dim|g2")
-    assert list(post["group|g2"].values) == ["a", "b", "c"]
-    subjects = sorted(fit.model.data.Subject.unique())
-    assert list(post["group|Subject"].values) == subjects
-    np.testing.assert_array_equal(post["b|g2"].sel({"group|g2": "b"}).values[..., 0],
-                                  fit.draws["b|g2"][:, :, 1, 0])
-
-
 def test_several_terms_log_likelihood_and_predictive(crossed_fit):
     fit = crossed_fit
     idata = fit.to_arviz(posterior_predictive=True)
@@ -296,15 +283,3 @@ def test_several_terms_log_likelihood_and_predictive(crossed_fit):
     assert idata.posterior_predictive["Reaction"].shape == (2, 20, len(a.y))
     quiet(fit.plot_forest, var_names=["b|g2"])
 
-
-def test_mu_of_the_random_columns_with_a_mean(sleep_fit):
-    """A formula may leave a random column out of the fixed part (mean 0, lme4's
-    convention): mu then has its own dim, named by the columns that have a mean."""
-    from dataclasses import replace
-    from types import SimpleNamespace
-    model = SimpleNamespace(arrays=replace(sleep_fit.model.arrays, mu_free=(0,)))
-    fake = SimpleNamespace(model=model, draws={"mu": np.zeros((2, 5, 1)),
-                                               "sd": np.zeros((2, 5, 2))})
-    assert posterior_dims(fake) == {
-        "mu": (("mu_dim",), {"mu_dim": ["Intercept"]}),
-        "sd": (("re_dim",), {"re_dim": ["Intercept", "Days"]})}

@@ -345,3 +345,71 @@ def test_formula_rebuild_failure_falls_back_to_the_arrays(tmp_path, monkeypatch)
     with pytest.warns(UserWarning, match="rebuilding the model from its formula failed"):
         loaded = jaxglmm.load(path)
     assert_same_fit(loaded, fit)
+
+
+# ------------------------------------------------------- formula models, several terms
+
+
+def _crossed_frame(seed=0):
+    rng = np.random.default_rng(seed)
+    g = np.repeat([f"g{i}" for i in range(6)], 12)
+    h = np.tile(np.repeat(["u", "v", "w"], 4), 6)
+    x = rng.normal(size=g.size)
+    y = 1 + 0.5 * x + rng.normal(size=g.size)
+    return pd.DataFrame({"y": y, "x": x, "g": g, "h": pd.Categorical(h)})
+
+
+@pytest.fixture(scope="module")
+def crossed_fit():
+    import warnings
+    model = jaxglmm.GLMM("y ~ x + (1 + x | g) + (1 | h)", _crossed_frame(),
+                         priors=jaxglmm.Priors(omega={"h": jaxglmm.Wishart(2.0, 0.5)}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.sample(chains=2, warmup=100, draws=40, seed=4, progress=False)
+
+
+def test_formula_fit_round_trip_with_several_terms(crossed_fit, tmp_path):
+    path = tmp_path / "crossed.nc"
+    crossed_fit.save(path)
+    loaded = jaxglmm.load(path)
+    assert loaded.model.formula == crossed_fit.model.formula
+    assert [ts.key for ts in loaded.model.spec.terms] == ["|g", "|h"]
+    assert loaded.model.priors == crossed_fit.model.priors
+    assert loaded.model.spec == crossed_fit.model.spec
+    pd.testing.assert_frame_equal(loaded.model.data, crossed_fit.model.data)
+    for k in crossed_fit.draws:
+        np.testing.assert_array_equal(loaded.draws[k], crossed_fit.draws[k])
+    for k in crossed_fit.sample_stats:
+        np.testing.assert_array_equal(loaded.sample_stats[k], crossed_fit.sample_stats[k])
+
+
+def test_loaded_fit_extends_like_the_original(crossed_fit, tmp_path):
+    import warnings
+    path = tmp_path / "crossed.nc"
+    crossed_fit.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = crossed_fit.extend(20, progress=False)
+        b = jaxglmm.load(path).extend(20, progress=False)
+    for k in a.draws:
+        np.testing.assert_array_equal(a.draws[k], b.draws[k])
+
+
+def test_several_terms_to_arviz(crossed_fit):
+    import arviz as az
+    idata = crossed_fit.to_arviz(posterior_predictive=True)
+    post = idata.posterior
+    assert post["b|g"].dims == ("chain", "draw", "group|g", "re_dim|g")
+    assert list(post["group|h"].values) == ["u", "v", "w"]
+    assert post["mu|g"].dims[-1] == "re_dim|g" and "mu|h" not in post
+    assert idata.log_likelihood["y"].shape == (2, 40, 72)
+    # the pointwise log likelihood is the sum over terms' contributions: check one draw
+    from scipy import stats
+    d = crossed_fit.draws
+    tg, th = crossed_fit.model.arrays.terms
+    x = crossed_fit.model.data.x.to_numpy()
+    eta = (d["b|g"][0, 0][tg.cluster] * np.c_[np.ones(72), x]).sum(1) + d["b|h"][0, 0][th.cluster, 0]
+    want = stats.norm.logpdf(crossed_fit.model.data.y, eta, d["sigma"][0, 0])
+    np.testing.assert_allclose(idata.log_likelihood["y"].values[0, 0], want, rtol=1e-10)
+    assert np.isfinite(az.waic(idata).elpd_waic)

@@ -1,0 +1,141 @@
+"""Predictions for new data from a fitted formula model (DESIGN.md section 5).
+
+For every posterior draw: eta = X_new beta + sum_k z_k' b_k[level], where a level seen in the
+fit uses its b draws and an unseen one (groups="new") a fresh b ~ N(mu_k, D_k) drawn per
+posterior draw; then the mean h(eta) (kind="mean"), eta itself (kind="link") or one y from
+the family (kind="response").
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+KINDS = ("mean", "link", "response")
+GROUPS = ("existing", "new")
+
+
+def _design_for(expression: str, train: pd.DataFrame, new: pd.DataFrame, what: str):
+    """formulae's design of `expression` built on the training rows, evaluated on `new`:
+    (matrix (n_new, k), column names). Categorical levels are the training ones."""
+    from formulae import design_matrices
+
+    from .formula import NAMESPACE
+    dm = design_matrices(expression, train, na_action="error", extra_namespace=NAMESPACE)
+    if dm.common is None:
+        return np.zeros((len(new), 0)), ()
+    try:
+        frame = dm.common.evaluate_new_data(new).as_dataframe()
+    except Exception as err:
+        raise ValueError(f"newdata: cannot evaluate the {what} {expression!r}: {err}") from None
+    return np.asarray(frame, dtype=float), tuple(str(c) for c in frame.columns)
+
+
+def _check_newdata(model, newdata) -> pd.DataFrame:
+    if model.design is None:
+        raise ValueError("predict: needs a model built from a formula (GLMM(formula, data)); "
+                         "this one was built from arrays.")
+    if not isinstance(newdata, pd.DataFrame):
+        raise ValueError(f"newdata: must be a pandas DataFrame, got {type(newdata).__name__}.")
+    if newdata.empty:
+        raise ValueError("newdata: is empty.")
+    design = model.design
+    response_cols = set(design.response[1:]) if design.response[0] != "expr" else set()
+    needed = [c for c in model.data.columns if c not in response_cols]
+    missing = [c for c in needed if c not in newdata.columns]
+    if missing:
+        raise ValueError(f"newdata: has no column {missing[0]!r}, which the formula uses; it "
+                         f"needs {', '.join(map(repr, needed))}.")
+    frame = newdata[needed].copy()
+    na = frame.isna().any(axis=1).to_numpy()
+    if na.any():
+        cols = [c for c in needed if frame[c].isna().any()]
+        raise ValueError(f"newdata: {int(na.sum())} rows have missing values (columns "
+                         f"{', '.join(map(repr, cols))}; first at row {int(np.flatnonzero(na)[0])}).")
+    return frame.reset_index(drop=True)
+
+
+def _trials(model, newdata: pd.DataFrame) -> np.ndarray:
+    """Binomial trials of the new rows, from the formula's response columns."""
+    kind, *cols = model.design.response
+    if kind == "trials" and cols[1] in newdata:
+        return newdata[cols[1]].to_numpy(float)
+    if kind == "cbind" and all(c in newdata for c in cols):
+        return newdata[cols[0]].to_numpy(float) + newdata[cols[1]].to_numpy(float)
+    need = repr(cols[1]) if kind == "trials" else f"{cols[0]!r} and {cols[1]!r}"
+    raise ValueError(f"newdata: binomial predictions need the number of trials: column {need}.")
+
+
+def linear_predictor_draws(fit, newdata: pd.DataFrame, groups: str = "existing",
+                           seed=0) -> np.ndarray:
+    """eta draws for the rows of `newdata`, (chains, draws, n_new)."""
+    from .formula import _levels
+    if groups not in GROUPS:
+        raise ValueError(f"groups={groups!r} is unknown; choose 'existing' or 'new'.")
+    model, d = fit.model, fit.draws
+    design = model.design
+    new = _check_newdata(model, newdata)
+    train = model.data
+    X_full, x_names = _design_for(design.fixed, train, new, "fixed part")
+    keep = [x_names.index(n) for n in model.arrays.x_names]
+    chains, draws = fit.sample_stats["diverging"].shape
+    eta = np.zeros((chains, draws, len(new)))
+    if keep:
+        eta += np.einsum("csp,np->csn", d["beta"], X_full[:, keep])
+    key = jax.random.key(seed) if isinstance(seed, (int, np.integer)) else seed
+    for k, (tf, term, ts) in enumerate(zip(design.terms, model.arrays.terms, model.spec.terms)):
+        Z, _ = _design_for(tf.expr, train, new, f"term ({tf.expr} | {tf.name})")
+        labels = _levels(new, tf.factors, tf.name)
+        index = {level: i for i, level in enumerate(term.groups)}
+        codes = np.array([index.get(v, -1) for v in labels])
+        unseen = codes < 0
+        if unseen.any() and groups == "existing":
+            row = int(np.flatnonzero(unseen)[0])
+            raise ValueError(f"newdata: level {labels[row]!r} of grouping factor {tf.name!r} "
+                             f"(row {row}) was not in the fitted data; pass groups='new' to "
+                             "draw its random effects from N(mu, D).")
+        b = d["b" + ts.key]                                   # (C, S, N, q)
+        b_rows = np.take(b, np.where(unseen, 0, codes), axis=2)   # (C, S, n, q)
+        if unseen.any():
+            new_levels, new_codes = np.unique(labels[unseen].astype(str), return_inverse=True)
+            key, sub = jax.random.split(key)
+            eps = np.asarray(jax.random.normal(sub, (chains, draws, len(new_levels), ts.q)))
+            L = np.linalg.cholesky(d["D" + ts.key])           # (C, S, q, q)
+            mu = np.zeros((chains, draws, ts.q))
+            if ts.mu_free:
+                mu[..., list(ts.mu_free)] = d["mu" + ts.key]
+            fresh = mu[:, :, None, :] + np.einsum("csij,cslj->csli", L, eps)
+            b_rows[:, :, unseen, :] = fresh[:, :, new_codes, :]
+        eta += np.einsum("csnq,nq->csn", b_rows, Z)
+    return eta
+
+
+def predict(fit, newdata: pd.DataFrame, kind: str = "mean", groups: str = "existing",
+            summary: bool = False, seed=0):
+    """Posterior predictions for the rows of `newdata` (see `Fit.predict`)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is unknown; choose one of {', '.join(map(repr, KINDS))}.")
+    key = jax.random.key(seed) if isinstance(seed, (int, np.integer)) else seed
+    k_groups, k_y = jax.random.split(key)
+    eta = linear_predictor_draws(fit, newdata, groups, k_groups)
+    family = fit.model.spec.family
+    with jax.enable_x64(True):
+        eta_j = jnp.asarray(eta)
+        if kind == "link":
+            out = eta
+        elif kind == "mean":
+            out = np.asarray(family.inverse_link(eta_j))
+            if family.has_trials:
+                out = out * _trials(fit.model, newdata)
+        else:
+            trials = _trials(fit.model, newdata) if family.has_trials else np.ones(eta.shape[-1])
+            tau = jnp.asarray(fit.draws["tau"])[..., None] if "tau" in fit.draws \
+                else jnp.ones(eta.shape[:2] + (1,))
+            out = np.asarray(family.sample(k_y, eta_j, tau, jnp.asarray(trials)))
+    if not summary:
+        return out
+    flat = out.reshape(-1, out.shape[-1])
+    q05, q50, q95 = np.quantile(flat, [0.05, 0.5, 0.95], axis=0)
+    return pd.DataFrame({"mean": flat.mean(0), "sd": flat.std(0, ddof=1), "5%": q05,
+                         "50%": q50, "95%": q95}, index=newdata.index)
