@@ -256,3 +256,30 @@ def test_repr_html_and_short_repr(sleep_fit):
     assert "Omega ~ Wishart" in page and "tau ~ Gamma(1, d)" in page
     text = repr(sleep_fit)
     assert "\n" not in text and len(text) < 120 and str(sleep_fit) == text
+
+
+# ------------------------------------------------------- several random-effect terms
+
+
+@pytest.fixture(scope="module")
+def crossed_fit():
+    """A tiny joint fit of a formula with two crossed terms (Subject, and the day of the
+    week cycle "g2"): 2 chains x 20 draws after 60 warmup."""
+    df = jaxglmm.datasets.load_sleepstudy()
+    df["g2"] = (df.Days % 3).map({0: "a", 1: "b", 2: "c"})
+    model = jaxglmm.GLMM("Reaction ~ 1 + Days + (1 | Subject) + (1 | g2)", df)
+    return model.sample(chains=2, warmup=60, draws=20, seed=2, progress=False)
+
+
+def test_several_terms_log_likelihood_and_predictive(crossed_fit):
+    fit = crossed_fit
+    idata = fit.to_arviz(posterior_predictive=True)
+    a, d = fit.model.arrays, fit.draws
+    eta = d["beta"] @ a.X.T
+    for term, key in zip(a.terms, ("b|Subject", "b|g2")):
+        eta = eta + np.einsum("nq,csnq->csn", term.Z, d[key][:, :, term.cluster])
+    want = scipy.stats.norm.logpdf(a.y, eta, d["sigma"][..., None])
+    np.testing.assert_allclose(idata.log_likelihood["Reaction"].values, want, rtol=1e-9)
+    assert idata.posterior_predictive["Reaction"].shape == (2, 20, len(a.y))
+    quiet(fit.plot_forest, var_names=["b|g2"])
+
