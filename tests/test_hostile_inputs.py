@@ -450,11 +450,12 @@ def _column(draw, n: int, kind: str, hostile: bool):
         values = draw(st.lists(st.sampled_from([0, 1]), min_size=n, max_size=n))
     elif kind == "bool":
         values = draw(st.lists(st.booleans(), min_size=n, max_size=n))
-    elif kind == "level":
-        values = draw(st.lists(st.sampled_from(["a", "b", "c", "ä b"]), min_size=n,
-                               max_size=n))
-    else:  # group
-        values = draw(st.lists(st.sampled_from([1, 2, 3, 4]), min_size=n, max_size=n))
+    else:  # level or group: usually 2 or 3 levels, each row's level at random
+        table = ["a", "b", "c", "ä b"] if kind == "level" else [1, 2, 3, 4]
+        k = draw(st.sampled_from([2, 3, 2, 3, 1, 4]))
+        shift = draw(st.integers(0, 3))
+        values = [table[(i + shift) % k] for i in range(n)]
+        values = [values[i] for i in draw(st.permutations(range(n)))]
     values = _plant(draw, values, hostile)
     dtype = draw(st.sampled_from({
         "float": [None, "float32", "Float64", "object"],
@@ -478,7 +479,7 @@ def formula_inputs(draw):
     n = draw(st.sampled_from([0, 1, 2, 4, 8]))
     hostile = draw(st.sampled_from([None, None, "response", "x", "f", "g"]))
     names = draw(st.lists(st.sampled_from(ODD_NAMES), min_size=5, max_size=5))
-    if not draw(st.integers(0, 5)) == 0:  # usually distinct names
+    if draw(st.sampled_from([True] * 5 + [False])):  # usually distinct names
         names = list(dict.fromkeys(names + ["yy", "xx", "ff", "gg", "hh", "nn"]))[:6]
     resp, x, f, g, h = names[:5]
     extra = names[5] if len(names) > 5 else "trials"
@@ -500,7 +501,7 @@ def formula_inputs(draw):
     columns[h] = _column(draw, n, draw(st.sampled_from(["group", "level"])), False)
     frame = pd.DataFrame({k: v for k, v in columns.items()}) if len(set(columns)) == len(
         columns) else None
-    if frame is None or draw(st.integers(0, 9)) == 0:
+    if frame is None or draw(st.sampled_from([False] * 9 + [True])):
         # duplicate column names (or names that collided above)
         frame = pd.concat([pd.Series(v, name=k) for k, v in columns.items()]
                           + [pd.Series(columns[x], name=x)], axis=1)
@@ -549,11 +550,18 @@ def test_from_arrays_valid_model_or_clear_error(counts):
     SETTINGS(given(array_inputs())(_from_arrays_case))()
 
 
+def test_formula_valid_model_or_clear_error(counts):
+    SETTINGS(given(formula_inputs())(_formula_case))()
+
 
 @pytest.mark.slow
 def test_fixed_seed_batch_from_arrays(counts):
     settings(SETTINGS, max_examples=BATCH_EXAMPLES)(given(array_inputs())(_from_arrays_case))()
 
+
+@pytest.mark.slow
+def test_fixed_seed_batch_formula(counts):
+    settings(SETTINGS, max_examples=BATCH_EXAMPLES)(given(formula_inputs())(_formula_case))()
 
 
 # ------------------------------------------- defects the property tests found (regressions)
@@ -627,3 +635,74 @@ def test_found_initial_position_finite(kw):
 def test_numbers_in_any_container_accepted_as_values(y):
     model = GLMM.from_arrays(y, _ONES, _G, family="bernoulli")
     np.testing.assert_array_equal(model.arrays.y, [0, 1, 1, 0, 1, 0, 0, 1])
+
+
+def _frame(**columns) -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    base = {"y": rng.normal(size=12), "x": rng.normal(size=12), "g": np.repeat([1, 2, 3], 4)}
+    return pd.DataFrame({**base, **columns})
+
+
+@pytest.mark.parametrize("formula,columns,kw,z_names", [
+    # a random column outside the fixed part crashed in model._pick (numpy broadcast error)
+    ("y ~ 1 + (1 + x | g)", {}, {}, ("Intercept", "x")),
+    # backticked names (formulae's quoting) failed in jaxglmm's own splitting of the formula
+    ("y ~ x + (1 | `herd id`)", {"herd id": np.repeat(["a", "b", "c"], 4)}, {},
+     ("Intercept",)),
+    ("y ~ x + (1 + `a|b` | g)", {"a|b": np.arange(12.0)}, {}, ("Intercept", "a|b")),
+    ("y ~ `a~b` + (1 | `g:h`)", {"a~b": np.arange(12.0), "g:h": np.repeat([1, 2], 6)}, {},
+     ("Intercept",)),
+    ("cbind(`s s`, f) ~ x + (1 | g)", {"s s": np.arange(12) % 3, "f": 2 - np.arange(12) % 3},
+     {"family": "binomial"}, ("Intercept",)),
+    ("`my y` ~ `x é` + (1 | `数据`)", {"my y": np.arange(12.0), "x é": np.arange(12) % 4,
+                                        "数据": np.repeat(["α", "β"], 6)}, {}, ("Intercept",)),
+    # a categorical response of numbers was refused ("holds category values")
+    ("y ~ x + (1 | g)", {"y": pd.Categorical(np.arange(12) % 2)}, {"family": "bernoulli"},
+     ("Intercept",)),
+])
+def test_found_formula_now_valid(formula, columns, kw, z_names):
+    model = GLMM(formula, _frame(**columns), **kw)
+    assert model.arrays.z_names == z_names
+    with jax.enable_x64(True):
+        assert np.isfinite(float(model.logdensity_fn(model.initial_position(0))))
+
+
+@pytest.mark.parametrize("formula,columns,kw,match", [
+    # formulae's "Variable is of an unrecognized type (<class 'pandas.Series'>)", chained to
+    # formulae's traceback, and naming no column
+    ("y ~ m + (1 | g)", {"m": np.array([1, "a"] * 6, dtype=object)}, {},
+     r"^data: column 'm' mixes kinds of values \(row 0 has 1 \(int\), row 1 has 'a'"),
+    ("y ~ x + (1 | g)", {"x": pd.date_range("2020", periods=12)}, {},
+     r"^data: column 'x' holds datetime64\S* values, which a formula cannot use"),
+    # a column named Intercept was silently dropped (formulae names its intercept so)
+    ("y ~ Intercept + (1 | g)", {"Intercept": np.arange(12.0)}, {},
+     r"^data: column 'Intercept' has the name that formulae gives the intercept"),
+    # after na_action='drop', rows were counted in the reduced frame, and "fixed part" was
+    # all the message said about the column
+    ("y ~ x + (1 | g)", {"x": np.r_[np.nan, 1.0, np.inf, np.arange(9.0)]},
+     {"na_action": "drop"}, r"^data: column 'x' has inf at row 2; a formula needs finite"),
+    # a name with a backtick cannot be written: say so
+    ("y ~ x + (1 | `a`b`)", {"a`b": np.repeat([1, 2, 3], 4)}, {},
+     r"^formula: unbalanced backtick .* a name that holds a backtick cannot be written"),
+    ("y ~ x + (1 | g)", {"g": pd.Series(["1", 2, 3, 4] * 3, dtype=object)}, {},
+     r"^grouping factor 'g': labels must be of one comparable type"),
+    ("my y ~ x + (1 | g)", {"my y": np.arange(12.0)}, {},
+     r"^data: has no column 'my' .*written in backticks: `my y`\)\.$"),
+])
+@pytest.mark.filterwarnings("ignore:na_action='drop'")
+def test_found_formula_error_named_clearly(formula, columns, kw, match):
+    frame = _frame(**columns)
+    before = frame.copy()
+    with pytest.raises(ValueError, match=match) as info:
+        GLMM(formula, frame, **kw)
+    _check_error(info.value, FORMULA_PREFIX)
+    pd.testing.assert_frame_equal(frame, before)
+
+
+def test_duplicate_column_names_only_matter_when_used():
+    frame = _frame()
+    dup = pd.concat([frame, frame[["x"]].rename(columns={"x": "z"}),
+                     frame[["x"]].rename(columns={"x": "z"})], axis=1)
+    assert GLMM("y ~ x + (1 | g)", dup).arrays.x_names == ("x",)
+    with pytest.raises(ValueError, match=r"^data: column 'z' appears more than once"):
+        GLMM("y ~ z + (1 | g)", dup)
