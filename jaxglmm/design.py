@@ -5,6 +5,7 @@ allowed. The caller's arrays are copied, never modified.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,12 +57,108 @@ class ArrayData:
         return (first,) + tuple(self.extra)
 
 
+def _is_missing(v) -> bool:
+    """None, NaN, pd.NA or NaT (a missing value, reported by _check_finite with its row)."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    return isinstance(v, (float, np.floating)) and np.isnan(v)
+
+
+def _shown(v) -> str:
+    """A value as the user wrote it ('a', 2.5, not np.str_('a')), cut to 40 characters."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _where(index: tuple, column=None) -> str:
+    """"row i" of a vector, "row i, column j" of a matrix, "column 'c', row i" of a named
+    column of a DataFrame."""
+    if not index:
+        return "the value"
+    if column is not None:
+        return f"column {column!r}, row {index[0]}"
+    if len(index) == 1:
+        return f"row {index[0]}"
+    return f"row {index[0]}, column {index[1]}"
+
+
+def _elements_as_float(values: np.ndarray, name: str, column=None) -> np.ndarray:
+    """float64 copy of an object (or str/bytes) array, element by element: numbers and
+    booleans as such, missing values as NaN; a string or anything else that is not a real
+    number is an error naming the first such element (`column`: the DataFrame column that
+    `values` is)."""
+    out = np.empty(values.shape, dtype=float)
+    for index, v in np.ndenumerate(values):
+        if _is_missing(v):
+            out[index] = np.nan
+            continue
+        bad = isinstance(v, (str, bytes, complex, np.complexfloating, np.datetime64,
+                             np.timedelta64))
+        what = "a string" if isinstance(v, (str, bytes)) else type(v).__name__
+        if not bad:
+            try:
+                out[index] = float(v)
+            except OverflowError:
+                bad, what = True, f"{what}, too large for a float"
+            except (TypeError, ValueError):
+                bad = True
+        if bad:
+            raise ValueError(f"{name}: must be numeric; {_where(index, column)} has "
+                             f"{_shown(v)} ({what}).")
+    return out
+
+
+def _series_as_float(s: pd.Series, name: str, column=None) -> np.ndarray:
+    """float64 copy of one pandas column: numeric, boolean and nullable dtypes directly
+    (pd.NA -> NaN), categoricals by their values, others element by element."""
+    dtype = s.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        values = s.astype(object).to_numpy(dtype=object)
+    elif pd.api.types.is_bool_dtype(dtype) or (pd.api.types.is_numeric_dtype(dtype)
+                                               and not pd.api.types.is_complex_dtype(dtype)):
+        return s.to_numpy(dtype=float, na_value=np.nan, copy=True)
+    else:
+        values = s.to_numpy(dtype=object)
+    return _elements_as_float(values, name, column)
+
+
 def _as_float(value, name: str, ndim: int) -> np.ndarray:
-    """A float64 copy of `value` with 1 or 2 dims (a vector becomes one column)."""
-    try:
-        arr = np.array(value, dtype=float, copy=True)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name}: must be numeric; {err}.") from None
+    """A float64 copy of `value` with 1 or 2 dims (a vector becomes one column).
+
+    Takes numbers and booleans in lists, tuples, NumPy arrays of any real dtype, pandas
+    Series and DataFrames (numeric, boolean, nullable Int64/Float64/boolean and categorical
+    columns). Missing values (None, NaN, pd.NA) become NaN, for _check_finite to report with
+    their row; strings, complex numbers, dates and other objects are errors naming the first
+    such row.
+    """
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name}: must be numeric, got the string {value!r}.")
+    if isinstance(value, pd.DataFrame):
+        cols = [_series_as_float(value.iloc[:, j], name, value.columns[j])
+                for j in range(value.shape[1])]
+        arr = np.column_stack(cols) if cols else np.zeros((len(value), 0))
+    elif isinstance(value, (pd.Series, pd.Index, pd.Categorical,
+                            pd.api.extensions.ExtensionArray)):
+        arr = _series_as_float(pd.Series(value), name)
+    else:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # numpy's ragged-array deprecation
+                raw = np.asarray(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: must be a rectangular array of numbers (every row of "
+                             "the same length).") from None
+        kind = raw.dtype.kind
+        if kind in "biuf":
+            arr = raw.astype(float, copy=True)
+        elif kind in "OUS":
+            arr = _elements_as_float(raw, name)
+        else:  # complex, dates, times, structured
+            flat = raw.reshape(-1)
+            raise ValueError(f"{name}: must be real numbers, got an array of dtype {raw.dtype}"
+                             + (f" (e.g. {_shown(flat[0])})." if flat.size else "."))
     if ndim == 2 and arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != ndim:
@@ -76,6 +173,41 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
         row = int(np.flatnonzero(bad.reshape(arr.shape[0], -1).any(axis=1))[0])
         raise ValueError(f"{name}: contains NaN or inf, first at row {row} "
                          f"({arr[row].tolist()!r}).")
+
+
+MAX_ABS = 1e60     # largest magnitude of a number in y, X, Z, offset
+MIN_SPREAD = 1e-60  # smallest sd of a non-constant column (and magnitude of a constant one)
+MAX_EXP_OFFSET = 700.0  # largest offset for the log and cloglog links: exp(offset) stays finite
+
+
+def _check_scale(arr: np.ndarray, name: str, spread: bool = True) -> None:
+    """Numbers the default priors and initial values can be scaled to: |value| <= 1e60, and
+    (`spread`) every column either constant (at 0 or |c| >= 1e-60) or with sd >= 1e-60.
+    Beyond that, sd(y) / sd(z)^2-type ratios in the defaults overflow or underflow float64."""
+    M = arr.reshape(arr.shape[0], -1)
+    big = np.abs(M) > MAX_ABS
+    if big.any():
+        row = int(np.flatnonzero(big.any(axis=1))[0])
+        col = "" if arr.ndim == 1 else f", column {int(np.flatnonzero(big[row])[0])}"
+        value = M[row][big[row]][0]
+        raise ValueError(f"{name}: row {row}{col} has {value:.6g}; numbers must be at most "
+                         f"{MAX_ABS:.0e} in magnitude: rescale the data (default priors and "
+                         "initial values are scaled to it).")
+    if not spread:
+        return
+    for j, col in enumerate(M.T):
+        where = "" if arr.ndim == 1 else f" column {j}"
+        sd = float(np.std(col))
+        if sd == 0:
+            c = abs(float(col[0]))
+            if 0 < c < MIN_SPREAD:
+                raise ValueError(f"{name}:{where} is constant at {col[0]:.6g}; a constant must "
+                                 f"be 0 or at least {MIN_SPREAD:.0e} in magnitude: rescale "
+                                 "it.")
+        elif sd < MIN_SPREAD:
+            raise ValueError(f"{name}:{where} varies too little (sd {sd:.3g} < "
+                             f"{MIN_SPREAD:.0e}) for the default priors, which are scaled "
+                             "by 1/sd: rescale it.")
 
 
 def _check_length(arr: np.ndarray, name: str, n: int) -> None:
@@ -99,29 +231,49 @@ def _default_names(M: np.ndarray, prefix: str) -> list[str]:
             for j, col in enumerate(M.T)]
 
 
-def _encode_groups(groups, n: int) -> tuple[np.ndarray, tuple]:
-    """Cluster index (n,) in the order of the sorted labels, and the labels (N,)."""
-    if isinstance(groups, (str, bytes)) or np.ndim(groups) != 1:
-        raise ValueError("groups: must be a one-dimensional array with one label per "
-                         f"observation; got shape {np.shape(groups)}.")
+def _label_kind(v) -> str:
+    """Which kind of label v is: labels of different kinds must not be mixed (1 and "1", or
+    True and 1, would be two clusters shown alike, or one cluster)."""
+    if isinstance(v, (str, bytes)):
+        return "string"
+    if isinstance(v, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return "number"
+    return type(v).__name__
+
+
+def _encode_groups(groups, n: int, name: str = "groups") -> tuple[np.ndarray, tuple]:
+    """Cluster index (n,) in the order of the sorted labels, and the labels (N,); `name`
+    is what error messages call the labels."""
+    try:
+        ndim = np.ndim(groups)
+    except ValueError:  # a ragged nested list
+        ndim = -1
+    if isinstance(groups, (str, bytes)) or ndim != 1:
+        raise ValueError(f"{name}: must be a one-dimensional array with one label per "
+                         f"observation; got {'a ragged list' if ndim < 0 else 'shape '}"
+                         f"{'' if ndim < 0 else np.shape(groups)}.")
     labels = pd.Series(list(groups), dtype=object)
     if len(labels) != n:
-        raise ValueError(f"groups: has {len(labels)} rows but y has {n}; they must agree.")
+        raise ValueError(f"{name}: has {len(labels)} rows but y has {n}; they must agree.")
     missing = labels.isna().to_numpy()
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
-        raise ValueError(f"groups: missing label at row {row}; every observation needs a group.")
-    is_str = labels.map(lambda v: isinstance(v, (str, bytes))).to_numpy()
-    if is_str.any() and not is_str.all():
-        row = int(np.flatnonzero(is_str != is_str[0])[0])
-        raise ValueError("groups: labels must be of one comparable type (all numbers or all "
-                         f"strings); row 0 has {labels[0]!r} but row {row} has "
-                         f"{labels[row]!r}.")
+        raise ValueError(f"{name}: missing label at row {row}; every observation needs a "
+                         "group.")
+    kinds = [_label_kind(v) for v in labels]
+    other = next((i for i, k in enumerate(kinds) if k != kinds[0]), None)
+    if other is not None:
+        raise ValueError(f"{name}: labels must be of one comparable type (all numbers or all "
+                         f"strings); row 0 has {_shown(labels[0])} ({kinds[0]}) but row "
+                         f"{other} has {_shown(labels[other])} ({kinds[other]}).")
     try:
         codes, uniques = pd.factorize(labels, sort=True)
-    except TypeError:
-        raise ValueError("groups: labels must be of one comparable type "
-                         "(all numbers or all strings).") from None
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: labels must be sortable, of one comparable type "
+                         f"(all numbers or all strings); got {_shown(labels[0])} "
+                         f"({kinds[0]}).") from None
     return codes.astype(np.int32), tuple(uniques.tolist())
 
 
@@ -138,21 +290,30 @@ def prepare_arrays(y, Z, groups, X, family: Family, trials, offset, x_names,
     if n == 0:
         raise ValueError("y: is empty; the model needs at least one observation.")
     _check_finite(y, "y")
+    _check_scale(y, "y", spread=family.name == "gaussian" and family.link == "identity")
     Z = _as_float(Z, "Z", 2)
     _check_length(Z, "Z", n)
     if Z.shape[1] == 0:
         raise ValueError("Z: has no columns; the model needs at least one random effect "
                          "(use a column of ones for a random intercept).")
     _check_finite(Z, "Z")
+    _check_scale(Z, "Z")
     X = np.zeros((n, 0)) if X is None else _as_float(X, "X", 2)
     _check_length(X, "X", n)
     _check_finite(X, "X")
+    _check_scale(X, "X")
     if offset is None:
         offset = np.zeros(n)
     else:
         offset = _as_float(offset, "offset", 1)
         _check_length(offset, "offset", n)
         _check_finite(offset, "offset")
+        _check_scale(offset, "offset", spread=False)
+        if family.link in ("log", "cloglog") and np.any(offset > MAX_EXP_OFFSET):
+            row = int(np.flatnonzero(offset > MAX_EXP_OFFSET)[0])
+            raise ValueError(f"offset: row {row} has {offset[row]:.6g}; with the "
+                             f"{family.link} link exp(offset) overflows above "
+                             f"{MAX_EXP_OFFSET:.0f}.")
     if family.has_trials:
         if trials is None:
             raise ValueError(f"trials: family {family.name!r} needs the number of trials.")

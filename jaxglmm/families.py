@@ -36,12 +36,16 @@ def _log_p_and_log_1mp(eta: Array, link: str) -> tuple[Array, Array]:
         return log_ndtr(eta), log_ndtr(-eta)
     if link == "cloglog":
         # p = 1 - exp(-exp(eta)):  log p = log(-expm1(-exp(eta))),  log(1 - p) = -exp(eta).
-        # exp(eta) underflows below eta ~ -745: there log p = eta - exp(eta)/2 + O(exp(2 eta));
-        # the clamp keeps the branch not taken (and its gradient) finite.
-        e = jnp.exp(eta)
-        e_safe = jnp.exp(jnp.maximum(eta, -20.0))
-        log_p = jnp.where(eta < -20.0, eta - 0.5 * e, jnp.log(-jnp.expm1(-e_safe)))
-        return log_p, -e
+        # exp(eta) underflows below eta ~ -745: there log p = eta - exp(eta)/2 + O(exp(2 eta)).
+        # Above eta = 40, log p = -exp(-exp(eta)) is -0.0 in float64 (exp(-2e17)), exactly
+        # the value returned, and its gradient 0; without that branch exp(eta) overflows
+        # past eta ~ 710 and the gradient of log p is 0 * inf = NaN. The clamps keep the
+        # branches not taken (and their gradients) finite.
+        e_low = jnp.exp(jnp.minimum(eta, -20.0))
+        e_mid = jnp.exp(jnp.clip(eta, -20.0, 40.0))
+        log_p = jnp.where(eta < -20.0, eta - 0.5 * e_low,
+                          jnp.where(eta > 40.0, 0.0, jnp.log(-jnp.expm1(-e_mid))))
+        return log_p, -jnp.exp(eta)
     raise ValueError(f"link={link!r} is not a binary link")  # pragma: no cover - checked earlier
 
 
@@ -54,8 +58,11 @@ def _binary_kernel(y: Array, n: Array, eta: Array, link: str) -> Array:
     if link == "logit":
         return (-n * jnp.log1p(jnp.exp(-jnp.abs(eta))) + y * jnp.minimum(eta, 0.0)
                 - (n - y) * jnp.maximum(eta, 0.0))
-    log_p, log_q = _log_p_and_log_1mp(eta, link)
-    # 0 * -inf -> 0 where all trials succeeded or all failed
+    # Each of log p, log(1 - p) is evaluated only where it is used (elsewhere at eta = 0):
+    # where all trials succeeded, log(1 - p) = -exp(eta) (cloglog) is -inf for eta > 710,
+    # and jnp.where would pass its 0 * inf = NaN gradient on although it drops the value.
+    log_p, _ = _log_p_and_log_1mp(jnp.where(y > 0, eta, 0.0), link)
+    _, log_q = _log_p_and_log_1mp(jnp.where(n - y > 0, eta, 0.0), link)
     return (jnp.where(y > 0, y * log_p, 0.0) + jnp.where(n - y > 0, (n - y) * log_q, 0.0))
 
 
@@ -137,10 +144,7 @@ class Bernoulli(Family):
     links: ClassVar[tuple[str, ...]] = ("logit", "probit", "cloglog")
 
     def log_kernel(self, y, eta, tau, trials):
-        if self.link == "logit":
-            return _binary_kernel(y, 1.0, eta, self.link)
-        log_p, log_q = _log_p_and_log_1mp(eta, self.link)
-        return jnp.where(y == 1, log_p, log_q)
+        return _binary_kernel(y, 1.0, eta, self.link)
 
     def check_response(self, y, trials):
         bad = (y != 0) & (y != 1)

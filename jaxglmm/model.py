@@ -41,6 +41,25 @@ def _pick(prior, columns: tuple):
     return prior
 
 
+def _init_shrink(M: np.ndarray, scales: np.ndarray, s: float) -> np.ndarray:
+    """Per column of M, a factor <= 1 for the initial half-width of its coefficient (whose
+    scale is `scales`; s the data scale of the default priors), so that column times
+    coefficient starts within about 3 s: a column far from 0 relative to its spread (a year,
+    a dose around 1000) otherwise starts eta so far off that exp(eta) overflows (log links).
+    1 for centred columns and for intercepts whose prior is not widened by such columns."""
+    out = np.ones(M.shape[1])
+    for j, col in enumerate(M.T):
+        top = float(np.max(np.abs(col))) if col.size else 0.0
+        if top == 0.0:
+            continue
+        sd = float(np.std(col))
+        if sd > 1e-12 * max(1.0, top):
+            out[j] = min(1.0, 3.0 * sd / top)
+        else:  # constant: intercept prior N(m, w / |c|), w widened by uncentred slopes
+            out[j] = min(1.0, 5.0 * s / (top * scales[j]))
+    return out
+
+
 def _check_count(value, name: str, minimum: int) -> int:
     if isinstance(value, bool) or int(value) != value or value < minimum:
         raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}.")
@@ -246,22 +265,34 @@ class GLMM:
         position name); `defaults_k` the default priors of each term."""
         a, spec = self.arrays, self.spec
         s = (float(np.std(a.y)) or 1.0) if spec.family.name == "gaussian" else 1.0
+        fam = spec.family
+        s_prior = s if fam.name == "gaussian" and fam.link == "identity" else 1.0
         loc, scale = {}, {}
         if spec.p:
+            beta_scale = np.asarray(defaults_k[0].beta.scale, float) * np.ones(spec.p)
             loc["beta"] = np.zeros(spec.p)
-            scale["beta"] = 0.1 * np.asarray(defaults_k[0].beta.scale, float)
-        for term, defaults in zip(spec.terms, defaults_k):
+            scale["beta"] = 0.1 * beta_scale * _init_shrink(a.X, beta_scale, s_prior)
+        for t, term, defaults in zip(a.terms, spec.terms, defaults_k):
             q, name, n_mu = term.q, term.name, len(term.mu_free)
             mu_full = np.zeros(q)
             if n_mu:
+                free = list(term.mu_free)
+                mu_scale = np.asarray(defaults.mu.scale, float) * np.ones(n_mu)
                 loc[name("mu")] = np.asarray(defaults.mu.loc, float) * np.ones(n_mu)
-                scale[name("mu")] = 0.1 * np.asarray(defaults.mu.scale, float) * np.ones(n_mu)
-                mu_full[list(term.mu_free)] = loc[name("mu")]
+                scale[name("mu")] = 0.1 * mu_scale * _init_shrink(t.Z[:, free], mu_scale,
+                                                                  s_prior)
+                mu_full[free] = loc[name("mu")]
             s_j = np.sqrt(np.asarray(defaults.omega.scale_inv_diag, float) / 0.1) * np.ones(q)
+            # a column far from 0 relative to its spread starts with a smaller sd of b
+            s_j = s_j * _init_shrink(t.Z, s_j, s_prior)
             log_sd = np.log(0.5 * s_j)
             diag = log_sd if term.factor == "D" else -log_sd
+            # an entry below the diagonal has the units of its row (row i of chol(D) those of
+            # b_i, of chol(Omega) their inverse): +-0.1 of the row's diagonal, so that a
+            # column on a scale far from 1 does not start with a huge off-diagonal term
+            rows, _ = np.tril_indices(q, -1)
             loc[name("chol")] = np.concatenate([diag, np.zeros(n_chol(q) - q)])
-            scale[name("chol")] = np.concatenate([np.full(q, 0.5), np.full(n_chol(q) - q, 0.1)])
+            scale[name("chol")] = np.concatenate([np.full(q, 0.5), 0.1 * np.exp(diag)[rows]])
             pri = term.priors
             if pri.random_gamma:
                 g, h = (np.asarray(v) for v in pri.gamma)

@@ -193,6 +193,56 @@ def test_cloglog_is_stable_for_very_negative_eta(eta0):
         np.testing.assert_allclose(np.asarray(grad), [1.0, -e], rtol=1e-10, atol=1e-300)
 
 
+ETA_FAR = [-1e4, -800.0, -710.0, -50.0, 0.0, 50.0, 710.0, 800.0, 1e4]
+
+
+def _far_rows(name):
+    """(y, trials) rows covering the support's edges and its middle."""
+    if name == "binomial":
+        return np.array([0.0, 5.0, 2.0]), np.full(3, 5.0)
+    if name == "poisson":
+        return np.array([0.0, 3.0]), np.ones(2)
+    if name == "gaussian":
+        return np.array([-1.0, 2.0]), np.ones(2)
+    return np.array([0.0, 1.0]), np.ones(2)
+
+
+def _representable(name, link, y, n, eta):
+    """Whether log p(y | eta) is a float64 number: it is below -1.8e308 only where a term
+    -exp(eta) with eta > 709.78 enters (log and cloglog links; for cloglog only the failures'
+    log(1 - p) = -exp(eta))."""
+    if eta <= 709.78:
+        return True
+    if link == "log":
+        return False
+    return not (link == "cloglog" and n - y > 0)
+
+
+@pytest.mark.parametrize("name,link", FAMILY_LINKS)
+def test_value_and_gradient_finite_wherever_representable_up_to_eta_1e4(name, link):
+    """Per row and eta far out: the log density is finite wherever its true value is a
+    float64 number, -inf where it is not (never NaN or +inf), and its gradient is finite
+    wherever the value is. (cloglog with y = 1 at eta > 710 had a NaN gradient: jnp.where
+    passed 0 * inf from the unused branch log(1 - p) = -exp(eta).)"""
+    family = make_family(name, link)
+    y, n = _far_rows(name)
+
+    def one(e, yy, nn):
+        return family.log_density(yy, e, 2.0, nn)
+
+    for eta in ETA_FAR:
+        e = jnp.full(y.shape, eta)
+        value = np.asarray(jax.vmap(one)(e, jnp.asarray(y), jnp.asarray(n)))
+        grad = np.asarray(jax.vmap(jax.grad(one))(e, jnp.asarray(y), jnp.asarray(n)))
+        for k in range(y.size):
+            where = f"{name}-{link} y={y[k]} n={n[k]} eta={eta}: value {value[k]}, " \
+                    f"gradient {grad[k]}"
+            if _representable(name, link, y[k], n[k], eta):
+                assert np.isfinite(value[k]) and np.isfinite(grad[k]), where
+            else:
+                assert value[k] == -np.inf, where
+
+
 # --------------------------------------------------------------------- make_family
 
 
