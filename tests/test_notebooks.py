@@ -65,7 +65,11 @@ def test_notebook_executes(path, kernel_dirs):
                        kernel_spec_manager=KernelSpecManager(kernel_dirs=kernel_dirs))
     client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT_S, kernel_name=KERNEL_NAME,
                             resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
-    client.execute()  # raises CellExecutionError naming the cell on the first failure
+    try:
+        client.execute()  # raises CellExecutionError naming the cell on the first failure
+    finally:  # the client does not own a kernel manager it was given: stop the kernel here
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
 
     printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs).strip()
     assert Path(printed).resolve().is_relative_to(ROOT), f"kernel imported {printed}"
