@@ -347,6 +347,9 @@ def parse_formula(formula: str, data, family: Family, na_action: str = "raise") 
     if na_action not in NA_ACTIONS:
         _fail(f"na_action={na_action!r} is unknown; choose 'raise' or 'drop'.")
     hint = _name_hint(data)
+    if "``" in formula:  # formulae lists it among the string arguments it ignores
+        _fail(f"formula: `` (a column with an empty name) cannot be used in {formula!r}; "
+              "rename that column.")
     tilde = _mask(formula).find("~")
     if tilde < 0:
         _fail(f"formula: must be a string like 'y ~ x + (1 | g)', got {formula!r}.")

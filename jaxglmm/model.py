@@ -311,6 +311,16 @@ class GLMM:
             loc["log_d"], scale["log_d"] = np.asarray(np.log(g / h)), np.asarray(0.5)
         return loc, scale
 
+    def _sampler_scale(self, template: dict) -> np.ndarray:
+        """A typical size of each coordinate of the flat position (as ravel_pytree orders
+        `template`): the half-widths of the initial box, which follow the data's units (prior
+        sds of beta and mu, sd guesses of b, 0.5 for log scales). Warmup adapts the mass
+        matrix relative to them, so rescaling y does not change how well it mixes."""
+        flat, _ = ravel_pytree({k: np.broadcast_to(np.asarray(self._init_scale[k], float),
+                                                   np.shape(v))
+                                for k, v in template.items()})
+        return np.asarray(flat)
+
     def initial_position(self, key) -> dict:
         """A random unconstrained position (dict of arrays) near the data's scale: each leaf
         uniform in a box around a data-based centre (see README "Initial values")."""
@@ -465,7 +475,7 @@ class GLMM:
             make_logdensity, transform, data, x0, warmup_keys, sample_keys, warmup, steps,
             config, cache_key=(spec, method, run["keep_b"]), progress=progress,
             chunk=run["chunk"], timings=timings, thin=run["thin"], resume=resume,
-            start_step=start_step)
+            start_step=start_step, scale=self._sampler_scale(run["template"]))
         kinds = sorted({"centred" if t.centred else "non-centred" for t in spec.terms})
         if len(spec.terms) > 1 and len(kinds) > 1:
             kinds = [", ".join(f"{'centred' if t.centred else 'non-centred'} {t.key[1:]}"

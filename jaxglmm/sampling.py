@@ -140,13 +140,25 @@ def _kernel_fns(config: SamplerConfig):
 
 
 def _warmup_fns(config: SamplerConfig):
-    """init(d, step_size) / update(ws, stage, window_end, x, accept) / final(ws) of Stan's
-    windowed adaptation built from BlackJAX's dual averaging and Welford estimators."""
+    """init(d, step_size, dtype, scale) / update(ws, stage, window_end, x, accept, scale) /
+    final(ws) of Stan's windowed adaptation built from BlackJAX's dual averaging and Welford
+    estimators.
+
+    The mass matrix is adapted in the coordinates u = x / scale (scale (d,): a typical size
+    of each coordinate, from the model): it starts at diag(scale^2), Welford sees u, and
+    Stan's regularisation towards 1e-3 I acts in u. With scale = 1 this is Stan's
+    adaptation; with the model's scale it no longer depends on the units of the data (a
+    coefficient whose posterior sd is 1e-6 was shrunk towards variance 1e-3 and the chains
+    stuck)."""
     adapt_mass = config.kernel != "mala"
     mm_init, mm_update, mm_final = mass_matrix_adaptation(not config.dense_mass)
     da_init, da_update, da_final = dual_averaging_adaptation(config.target_accept)
 
-    def init(d: int, step_size: float, dtype) -> WarmupState:
+    def to_x(imm_u, scale):
+        """An inverse mass matrix of u as one of x = scale * u."""
+        return imm_u * scale**2 if imm_u.ndim == 1 else imm_u * jnp.outer(scale, scale)
+
+    def init(d: int, step_size: float, dtype, scale) -> WarmupState:
         imm_state = mm_init(d)
         imm_state = jax.tree.map(
             lambda a: jnp.asarray(a, dtype) if jnp.issubdtype(jnp.asarray(a).dtype,
@@ -154,21 +166,21 @@ def _warmup_fns(config: SamplerConfig):
             imm_state)
         ss = da_init(jnp.asarray(step_size, dtype))
         return WarmupState(ss, imm_state, jnp.asarray(step_size, dtype),
-                           imm_state.inverse_mass_matrix)
+                           to_x(imm_state.inverse_mass_matrix, jnp.asarray(scale, dtype)))
 
-    def update(ws: WarmupState, stage, window_end, x, accept) -> WarmupState:
+    def update(ws: WarmupState, stage, window_end, x, accept, scale) -> WarmupState:
         ss = da_update(ws.ss_state, accept)
         imm_state = ws.imm_state
         if adapt_mass:
-            imm_state = jax.lax.cond(stage == 1, lambda s: mm_update(s, x), lambda s: s,
-                                     imm_state)
+            imm_state = jax.lax.cond(stage == 1, lambda s: mm_update(s, x / scale),
+                                     lambda s: s, imm_state)
         ws = WarmupState(ss, imm_state, jnp.exp(ss.log_step_size), ws.inverse_mass_matrix)
 
         def end_window(ws):
             imm_state = mm_final(ws.imm_state)
             ss = da_init(da_final(ws.ss_state))
             return WarmupState(ss, imm_state, jnp.exp(ss.log_step_size),
-                               imm_state.inverse_mass_matrix)
+                               to_x(imm_state.inverse_mass_matrix, scale))
         if adapt_mass:
             ws = jax.lax.cond(window_end, end_window, lambda w: w, ws)
         return ws
@@ -194,13 +206,15 @@ def _progress(total: int, enabled: bool, desc: str):
 def _make_chunk_fn(make_logdensity: Callable, transform: Callable, config: SamplerConfig):
     """The jitted chunk: `k` steps of every chain (vmapped), adapting or not.
 
-    (states, ws, data, keys (C,), t (k,), stage (k,), window_end (k,), active (k,), adapting ())
-        -> ((states, ws), (kept: dict of (C, k, ...), stats: dict of (C, k)))
+    (states, ws, (data, scale (d,)), keys (C,), t (k,), stage (k,), window_end (k,),
+     active (k,), adapting ()) -> ((states, ws), (kept: dict of (C, k, ...), stats: dict of
+     (C, k)))
     """
     _, step = _kernel_fns(config)
     _, ws_update, _ = _warmup_fns(config)
 
-    def chunk(states, ws, data, keys, t, stage, window_end, active, adapting):
+    def chunk(states, ws, data_scale, keys, t, stage, window_end, active, adapting):
+        data, scale = data_scale
         logdensity = make_logdensity(data)
 
         def one_chain(state, ws, key):
@@ -215,7 +229,7 @@ def _make_chunk_fn(make_logdensity: Callable, transform: Callable, config: Sampl
                 new_ws = jax.lax.cond(
                     adapting,
                     lambda ws: ws_update(ws, stage, window_end, new_state.position,
-                                         info["acceptance_rate"]),
+                                         info["acceptance_rate"], scale),
                     lambda ws: ws, ws)
                 new = jax.tree.map(lambda a, b: jnp.where(active, a, b),
                                    (new_state, new_ws), (state, ws))
@@ -317,7 +331,7 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
                   warmup_keys: Array, sample_keys: Array, num_warmup: int, num_draws: int,
                   config: SamplerConfig, *, cache_key=None, progress: bool = False,
                   chunk: int = 50, timings: dict | None = None, thin: int = 1,
-                  resume: tuple | None = None, start_step: int = 0):
+                  resume: tuple | None = None, start_step: int = 0, scale=None):
     """Warm up and sample every chain.
 
     Args:
@@ -339,6 +353,8 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
             chains go on from there with these settings (see `Fit.extend`).
         start_step: index of the first sampling step (a continued run goes on with the
             keys of the steps after the ones done, so it equals one longer run).
+        scale: (d,) typical size of each coordinate of x (default 1): the mass matrix is
+            adapted in x / scale, so that warmup does not depend on the units of the data.
     When there are several devices and they divide the chains, the chains are spread over
     them (sharded along the chain axis). The draws equal those of one device up to
     rounding (XLA vectorises batches of other sizes differently), so long runs differ in
@@ -362,7 +378,8 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
     states = jax.jit(jax.vmap(lambda x, data: init_kernel(x, make_logdensity(data)),
                               in_axes=(0, None)))(x0, data)
     initial_step = 1.0 if num_warmup else 0.1
-    ws = jax.vmap(lambda _: ws_init(d, initial_step, x0.dtype))(jnp.arange(C))
+    scale = jnp.ones(d, x0.dtype) if scale is None else jnp.asarray(scale, x0.dtype)
+    ws = jax.vmap(lambda _: ws_init(d, initial_step, x0.dtype, scale))(jnp.arange(C))
     if resume is not None:
         if num_warmup:
             raise ValueError("resume: a continued run has no warmup.")
@@ -379,6 +396,7 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
     # program, so the same floating-point results
     k = chunk if resume is not None else _chunk_length(num_warmup, num_draws, chunk)
     probe = np.arange(k)
+    data = (data, scale)
     args = (states, ws, data, warmup_keys, probe, np.zeros(k, np.int32), np.zeros(k, bool),
             np.ones(k, bool), np.asarray(True))
     before = timings["compile_s"]

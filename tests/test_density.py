@@ -502,8 +502,8 @@ def _far_points(model, h, factor):
         for i in range(q if name == "chol" else np.size(base[name])):
             # one Cholesky log-diagonal at -+300 beside O(1) off-diagonals makes D's factor
             # mix scales e^300 apart: the value (~ -1e260) is finite, but reverse-mode AD of
-            # the triangular solves forms e^900 intermediates and overflows. Up to 200 it
-            # does not (e^600); see README "Numerics".
+            # the triangular solves forms e^900 intermediates and overflows. Up to 235 it
+            # does not; see README "Numerics".
             far = 200.0 if name == "chol" else 300.0
             for s in (far, -far):
                 v = np.array(base[name], dtype=float)

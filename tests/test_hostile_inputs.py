@@ -48,7 +48,7 @@ from jaxglmm import GLMM
 # examples per entry point: the quick tests stay well under a minute together (the machine
 # compiles JAX kernels once per array shape, so the first examples are the slow ones); the
 # fixed-seed batch (slow set) tries BATCH_EXAMPLES and reports the outcome counts
-N_EXAMPLES = int(os.environ.get("JAXGLMM_HOSTILE_EXAMPLES", "60"))
+N_EXAMPLES = int(os.environ.get("JAXGLMM_HOSTILE_EXAMPLES", "40"))
 BATCH_EXAMPLES = 300
 PKG_DIR = os.path.dirname(os.path.abspath(jaxglmm.__file__)) + os.sep
 SETTINGS = settings(max_examples=N_EXAMPLES, deadline=None, derandomize=True,
@@ -57,6 +57,8 @@ TIMEOUT_S = 60  # one input: a hang fails the test
 
 OUTCOMES: dict[str, collections.Counter] = {"from_arrays": collections.Counter(),
                                             "formula": collections.Counter()}
+DETAILS: dict[str, collections.Counter] = {"from_arrays": collections.Counter(),
+                                           "formula": collections.Counter()}
 
 # what an error message may start with: the argument (from_arrays) or the part of the formula
 # call at fault
@@ -179,9 +181,10 @@ def _report(request, kind: str) -> None:
     counts = dict(sorted(OUTCOMES[kind].items(), key=lambda kv: (-kv[1], kv[0])))
     total = sum(counts.values())
     report = request.config.cache.get("jaxglmm/hostile_inputs", {})
-    report[kind] = {"inputs": total, "outcomes": counts}
+    report[kind] = {"inputs": total, "outcomes": counts, "details": dict(DETAILS[kind])}
     request.config.cache.set("jaxglmm/hostile_inputs", report)
-    print(f"\n{kind}: {total} inputs\n" + json.dumps(counts, indent=1, ensure_ascii=False))
+    print(f"\n{kind}: {total} inputs\n" + json.dumps(report[kind], indent=1,
+                                                      ensure_ascii=False))
 
 
 # ------------------------------------------------------------------- value generation
@@ -476,8 +479,8 @@ def _column(draw, n: int, kind: str, hostile: bool):
 @st.composite
 def formula_inputs(draw):
     family, link = draw(st.sampled_from(FAMILY_LINKS))
-    n = draw(st.sampled_from([0, 1, 2, 4, 8]))
-    hostile = draw(st.sampled_from([None, None, "response", "x", "f", "g"]))
+    n = draw(st.sampled_from([8, 8, 4, 2, 1, 0]))
+    hostile = draw(st.sampled_from([None, None, "missing", "response", "x", "f", "g"]))
     names = draw(st.lists(st.sampled_from(ODD_NAMES), min_size=5, max_size=5))
     if draw(st.sampled_from([True] * 5 + [False])):  # usually distinct names
         names = list(dict.fromkeys(names + ["yy", "xx", "ff", "gg", "hh", "nn"]))[:6]
@@ -499,6 +502,14 @@ def formula_inputs(draw):
     columns[f] = _column(draw, n, "level", hostile == "f")
     columns[g] = _column(draw, n, "group", hostile == "g")
     columns[h] = _column(draw, n, draw(st.sampled_from(["group", "level"])), False)
+    if hostile == "missing" and n:  # one missing cell (NaN, None or pd.NA) in x, f or g
+        col = draw(st.sampled_from([x, f, g]))
+        values = columns[col].astype(object).tolist()
+        values[draw(st.integers(0, n - 1))] = draw(st.sampled_from([np.nan, None, pd.NA]))
+        try:
+            columns[col] = pd.Series(values, dtype=columns[col].dtype)
+        except (TypeError, ValueError):
+            columns[col] = pd.Series(values, dtype=object)
     frame = pd.DataFrame({k: v for k, v in columns.items()}) if len(set(columns)) == len(
         columns) else None
     if frame is None or draw(st.sampled_from([False] * 9 + [True])):
@@ -526,14 +537,38 @@ def formula_inputs(draw):
 def _from_arrays_case(case):
     kw, expected = case
     note(repr(kw))
-    check_outcome("from_arrays", lambda: GLMM.from_arrays(**kw), kw, expected)
+    outcome = check_outcome("from_arrays", lambda: GLMM.from_arrays(**kw), kw, expected)
+    if outcome == "valid":  # what the valid models had
+        d = DETAILS["from_arrays"]
+        values = [v for k, v in kw.items() if k not in ("family", "link")]
+        d["valid with one observation"] += len(kw["groups"]) == 1
+        d["valid with one cluster"] += len(set(map(repr, kw["groups"]))) == 1
+        d["valid with pandas inputs"] += any(isinstance(v, (pd.Series, pd.DataFrame))
+                                             for v in values)
+        d["valid with nullable or categorical dtypes"] += any(
+            isinstance(t, (pd.CategoricalDtype, pd.api.extensions.ExtensionDtype))
+            for v in values if isinstance(v, (pd.Series, pd.DataFrame))
+            for t in (v.dtypes if isinstance(v, pd.DataFrame) else [v.dtype]))
+        d["valid with lists or object arrays"] += any(
+            isinstance(v, (list, tuple)) or (isinstance(v, np.ndarray) and v.dtype == object)
+            for v in values)
 
 
 def _formula_case(case):
     formula, frame, kw = case
     note(f"{formula!r}\n{frame!r}\n{frame.dtypes}\n{kw}")
-    check_outcome("formula", lambda: GLMM(formula, frame, **kw),
-                  {"data": frame, "formula": formula})
+    outcome = check_outcome("formula", lambda: GLMM(formula, frame, **kw),
+                            {"data": frame, "formula": formula})
+    if outcome == "valid":  # what the valid models had
+        names = [str(c) for c in frame.columns]
+        DETAILS["formula"]["valid with backticked names"] += "`" in formula
+        DETAILS["formula"]["valid with a non-identifier column name"] += any(
+            not PLAIN.match(c) for c in names)
+        DETAILS["formula"]["valid after dropping missing rows"] += bool(
+            frame.isna().to_numpy().any())
+        DETAILS["formula"]["valid with nullable, string or categorical dtypes"] += any(
+            isinstance(t, (pd.CategoricalDtype, pd.api.extensions.ExtensionDtype))
+            for t in frame.dtypes)
 
 
 @pytest.fixture
@@ -542,6 +577,7 @@ def counts(request):
     kept in pytest's cache under jaxglmm/hostile_inputs)."""
     kind = "from_arrays" if "from_arrays" in request.node.name else "formula"
     OUTCOMES[kind].clear()
+    DETAILS[kind].clear()
     yield
     _report(request, kind)
 
@@ -686,6 +722,9 @@ def test_found_formula_now_valid(formula, columns, kw, z_names):
      r"^formula: unbalanced backtick .* a name that holds a backtick cannot be written"),
     ("y ~ x + (1 | g)", {"g": pd.Series(["1", 2, 3, 4] * 3, dtype=object)}, {},
      r"^grouping factor 'g': labels must be of one comparable type"),
+    # a column named "" (written ``) was dropped from the columns used: "unknown name ''"
+    ("y ~ 1 + (`` || g)", {"": np.arange(12.0)}, {},
+     r"^formula: `` \(a column with an empty name\) cannot be used"),
     ("my y ~ x + (1 | g)", {"my y": np.arange(12.0)}, {},
      r"^data: has no column 'my' .*written in backticks: `my y`\)\.$"),
 ])
