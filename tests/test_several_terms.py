@@ -65,8 +65,9 @@ def test_crossed_joint_posterior_equals_dense_marginal():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         joint = model.sample(chains=chains, warmup=warmup, draws=draws, seed=7,
-                             progress=False, target_accept=0.9)
-    assert joint.num_divergences <= 5  # four levels of d: a few at most
+                             progress=False, target_accept=0.95)
+    # four levels of d make a funnel in sd(d): a few divergences, under 1% of the draws
+    assert joint.num_divergences < 0.01 * chains * draws
     with jax.enable_x64(True):
         starts = [{k: v for k, v in model.initial_position(jax.random.key(10 + c)).items()
                    if k.split("|")[0] not in ("z", "b")} for c in range(chains)]
