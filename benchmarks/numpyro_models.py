@@ -342,11 +342,12 @@ def initial_params(problem: Problem, glmm, seed: int, chains: int):
 
 
 def make_mcmc(problem: Problem, chains: int, warmup: int, draws: int,
-              dense_mass: bool = False):
+              dense_mass: bool = False, chain_method: str = "vectorized"):
     """NumPyro NUTS with jaxglmm's sampler settings (target acceptance 0.8, tree depth 10,
-    diagonal or dense mass matrix), chains vectorised on one device like jaxglmm's."""
+    diagonal or dense mass matrix, and its chain method: "vectorized" on one device, or
+    "sequential", one chain after the other)."""
     kernel = numpyro.infer.NUTS(problem.model, target_accept_prob=0.8, dense_mass=dense_mass,
                                 max_tree_depth=10)
     return numpyro.infer.MCMC(kernel, num_warmup=warmup, num_samples=draws,
-                              num_chains=chains, chain_method="vectorized",
+                              num_chains=chains, chain_method=chain_method,
                               progress_bar=False)

@@ -4,14 +4,16 @@
                              [--seed 1] [--out benchmarks/results] [--scaling]
 
 Every model is fitted with jaxglmm with all its defaults (method: collapsed for gaussian
-models, joint otherwise; its data-driven centred/non-centred choice; its mass-matrix rule) and
-with NumPyro NUTS (the joint non-centred model for every model, the marginal model of Lai,
-Domke and Sheldon too for gaussian ones; benchmarks/numpyro_models.py), with the same chains,
-warmup, draws and seed, the same sampler settings (target acceptance 0.8, tree depth 10,
-chains vectorised on one device; NumPyro's mass matrix dense by jaxglmm's rule applied to
-NumPyro's own dimension, see --numpyro-mass) and the same starting points on the natural
-scale. Method labels carry the parametrisation (nc / c: non-centred / centred b) and "dense"
-for a dense mass matrix. Each fit runs in its own subprocess, so that its peak memory
+models, joint otherwise; its data-driven centred/non-centred choice; its mass-matrix rule; its
+chain method, sequential on CPU and vectorised on a GPU) and with NumPyro NUTS (the joint
+non-centred model for every model, the marginal model of Lai, Domke and Sheldon too for
+gaussian ones; benchmarks/numpyro_models.py), with the same chains, warmup, draws and seed,
+the same sampler settings (target acceptance 0.8, tree depth 10, the same chain_method, see
+--numpyro-chains; NumPyro's mass matrix dense by jaxglmm's rule applied to NumPyro's own
+dimension, see --numpyro-mass) and the same starting points on the natural scale. Method
+labels carry the parametrisation (nc / c: non-centred / centred b), "dense" for a dense mass
+matrix and "seq" when the chains run one after the other. Each fit runs in its own
+subprocess, so that its peak memory
 (ru_maxrss) and its compilation are its own.
 
 Times in the table (seconds, wall clock):
@@ -191,6 +193,7 @@ def _fit_jaxglmm(glmm, method, task, clock):
         "library_compile_s": info.get("compile_s"),
         "parametrisation": info.get("parametrisation"),
         "mass_matrix": info.get("mass_matrix"),
+        "chain_method": info.get("chain_method", "vectorized"),
         "steps_per_draw": float(np.mean(fit.sample_stats["n_steps"])),
         "divergences": fit.num_divergences,
         "params": _summaries(bench.reference_draws(fit)),
@@ -207,7 +210,7 @@ def _fit_numpyro(problem, glmm, task, clock):
 
     key_w, key_s = jax.random.split(jax.random.PRNGKey(task["seed"]))
     mcmc = nm.make_mcmc(problem, task["chains"], task["warmup"], task["draws"],
-                        dense_mass=task["dense_mass"])
+                        dense_mass=task["dense_mass"], chain_method=task["chain_method"])
     T0 = time.time()
     init = (nm.initial_params(problem, glmm, task["seed"], task["chains"])
             if task["init"] == "jaxglmm" else None)
@@ -227,6 +230,7 @@ def _fit_numpyro(problem, glmm, task, clock):
         "wall_s": T2 - T0,
         "parametrisation": "non-centred" if problem.kind == "joint" else "b integrated out",
         "mass_matrix": "dense" if task["dense_mass"] else "diagonal",
+        "chain_method": task["chain_method"],
         "steps_per_draw": float(np.mean(extra["num_steps"])),
         "divergences": int(np.sum(extra["diverging"])),
         "params": _summaries(problem.reference_draws(samples)),
@@ -268,6 +272,12 @@ def run_worker(task: dict) -> dict:
     else:
         problem = nm.make_problem(name, entry, df, task["kind"])
         row["method"] = f"numpyro {task['kind']}"
+        if task.get("chain_method", "match") == "match":
+            try:
+                from jaxglmm.sampling import default_chain_method
+                task["chain_method"] = default_chain_method()
+            except ImportError:   # a jaxglmm before chain methods: vectorised chains
+                task["chain_method"] = "vectorized"
         task["dense_mass"] = {"diag": False, "dense": True,
                               "match": problem.dimension <= _dense_max_dim()}[task["mass"]]
         if task["sample"]:
@@ -286,6 +296,7 @@ def run_worker(task: dict) -> dict:
                        else "b integrated out")
     short = {"non-centred": "nc", "centred": "c"}.get(row["parametrisation"].split(" (")[0])
     tags = [t for t in (short, "dense" if row.get("mass_matrix") == "dense" else None,
+                        "seq" if row.get("chain_method") == "sequential" else None,
                         None if task["sample"] else "grad only") if t]
     if tags:
         row["method"] += f" ({', '.join(tags)})"
@@ -403,7 +414,8 @@ def compare_to_jaxglmm(rows: list[dict], key: str) -> None:
 
 def main_tasks(args, catalogue) -> list[dict]:
     base = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws,
-            "seed": args.seed, "init": args.numpyro_init, "mass": args.numpyro_mass}
+            "seed": args.seed, "init": args.numpyro_init, "mass": args.numpyro_mass,
+            "chain_method": args.numpyro_chains}
     tasks = []
     for name in args.models:
         full = args.numpyro_full or name not in NUMPYRO_GRAD_ONLY
@@ -418,7 +430,7 @@ def main_tasks(args, catalogue) -> list[dict]:
 def scaling_tasks(args) -> list[dict]:
     base = {"chains": args.chains, "warmup": args.scaling_warmup, "draws": args.scaling_draws,
             "seed": args.seed, "init": args.numpyro_init, "mass": args.numpyro_mass,
-            "grad": True}
+            "chain_method": args.numpyro_chains, "grad": True}
     tasks = []
     for family, (sim, entry) in SCALING.items():
         for n in args.scaling_n:
@@ -448,6 +460,10 @@ def parse_args(argv=None):
                     help="NumPyro's mass matrix: 'match' (default) applies jaxglmm's default "
                          "rule (dense when NUTS moves at most jaxglmm.model.DENSE_MAX_DIM "
                          "parameters) to NumPyro's own dimension")
+    ap.add_argument("--numpyro-chains", choices=("match", "vectorized", "sequential"),
+                    default="match",
+                    help="NumPyro's chain_method: 'match' (default) uses jaxglmm's default "
+                         "for the platform (sequential on CPU, vectorized on a GPU)")
     ap.add_argument("--grad", action=argparse.BooleanOptionalAction, default=None,
                     help="time the gradient of every model (default: on, off with --quick; "
                          "always on for NumPyro's grad-only rows and in --scaling)")

@@ -17,7 +17,7 @@ from .families import Family, make_family
 from .parameters import n_chol
 from .priors import Flat, Normal, Priors, default_priors, describe_priors, resolve_priors
 from .results import Fit
-from .sampling import SamplerConfig, sample_chains
+from .sampling import SamplerConfig, default_chain_method, sample_chains
 
 FACTORS = ("D", "omega")
 METHODS = ("auto", "joint", "collapsed")
@@ -74,6 +74,16 @@ def _as_key(seed):
     if isinstance(seed, jax.Array) and seed.shape == (2,) and seed.dtype == jnp.uint32:
         return jax.random.wrap_key_data(seed)
     raise ValueError(f"seed: must be an integer or a jax.random key, got {seed!r}.")
+
+
+@jax.jit
+def _box_draw(key, loc: dict, scale: dict) -> dict:
+    """loc + scale * U(-1, 1) for every leaf, one key per leaf in sorted order of the names
+    (one compiled program instead of a dozen small eager ones)."""
+    names = sorted(loc)
+    keys = jax.random.split(key, len(names))
+    return {name: loc[name] + jax.random.uniform(k, loc[name].shape, loc[name].dtype, -1.0, 1.0)
+            * scale[name] for name, k in zip(names, keys)}
 
 
 class GLMM:
@@ -324,14 +334,10 @@ class GLMM:
     def initial_position(self, key) -> dict:
         """A random unconstrained position (dict of arrays) near the data's scale: each leaf
         uniform in a box around a data-based centre (see README "Initial values")."""
-        key = _as_key(key)
-        f = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-        names = sorted(self._init_loc)
-        keys = jax.random.split(key, len(names))
-        return {name: jnp.asarray(self._init_loc[name], f)
-                + jax.random.uniform(k, np.shape(self._init_loc[name]), f, -1.0, 1.0)
-                * jnp.asarray(self._init_scale[name], f)
-                for name, k in zip(names, keys)}
+        f = np.float64 if jax.config.jax_enable_x64 else np.float32
+        loc = {k: np.asarray(v, f) for k, v in self._init_loc.items()}
+        scale = {k: np.asarray(self._init_scale[k], f) for k in loc}
+        return _box_draw(_as_key(key), loc, scale)
 
     def initial_positions(self, seed, chains: int, method: str = "auto") -> list[dict]:
         """The starting positions `sample(chains=..., seed=seed, method=method)` uses, one
@@ -408,8 +414,8 @@ class GLMM:
                kernel="nuts", target_accept: float | None = None, max_tree_depth: int = 10,
                dense_mass: bool | None = None, num_integration_steps: int = 32,
                method: str = "auto", progress: bool = True, chunk: int = 50,
-               thin: int = 1, keep_b: bool = True) -> Fit:
-        """Run `chains` chains of window adaptation then `draws` draws, in one vmapped program.
+               thin: int = 1, keep_b: bool = True, chain_method: str = "auto") -> Fit:
+        """Run `chains` chains of window adaptation then `draws` draws, in one jitted program.
 
         Args:
             chains, warmup, draws: numbers of chains, warmup iterations, sampling iterations.
@@ -430,6 +436,13 @@ class GLMM:
             thin: keep every thin-th draw (draws // thin are kept).
             keep_b: keep the draws of the random effects b (False saves memory when there
                 are many clusters; predictions for existing levels then need a refit).
+            chain_method: "auto" (default: "sequential" on CPU, "vectorized" on GPUs and
+                other accelerators), "sequential" (each device runs its chains one after the
+                other) or "vectorized" (the chains of a device move together, batched with
+                vmap: the fast choice on a GPU). Sequential draws are bit-identical whether
+                the chains run on one device or are spread over several; vectorized ones
+                agree with one device only to rounding. Several local devices share the
+                chains either way; `fit.info["chain_method"]` records the choice.
         Returns:
             A `Fit` with natural-scale draws of leading shape (chains, kept draws). Ctrl-C
             while sampling returns the draws finished so far, with a warning.
@@ -445,9 +458,12 @@ class GLMM:
         thin = _check_count(thin, "thin", 1)
         if draws < thin:
             raise ValueError(f"draws: {draws} iterations with thin={thin} keep no draw.")
+        if chain_method == "auto":
+            chain_method = default_chain_method()
         config = SamplerConfig(kernel=kernel, target_accept=target_accept,
                                max_tree_depth=max_tree_depth, dense_mass=dense_mass,
-                               num_integration_steps=num_integration_steps)
+                               num_integration_steps=num_integration_steps,
+                               chain_method=chain_method)
         key = _as_key(seed)
         with jax.enable_x64(self.dtype == "float64"):
             _, warmup_key, sample_key = jax.random.split(key, 3)
@@ -488,7 +504,8 @@ class GLMM:
                 "draws": next(iter(stats.values())).shape[1], "thin": run["thin"],
                 "steps": start_step + done, "keep_b": run["keep_b"],
                 "mass_matrix": "dense" if config.dense_mass else "diagonal",
-                "seed": run["seed"], "dtype": self.dtype, **timings}
+                "chain_method": config.chain_method, "seed": run["seed"], "dtype": self.dtype,
+                **timings}
         return Fit(
             draws=out, sample_stats=stats, model=self, config=config, info=info,
             step_size=np.asarray(last.step_size),

@@ -57,6 +57,10 @@ def chol_product_log_jacobian(L: Array) -> Array:
 
 
 def cov_to_corr(D: Array) -> tuple[Array, Array]:
-    """Standard deviations (q,) and correlation matrix (q, q) of a covariance D (q, q)."""
+    """Standard deviations (q,) and correlation matrix (q, q) of a covariance D (q, q); the
+    diagonal of the correlation is exactly 1 (D_jj / sd_j^2 is 1 only up to rounding, and
+    that rounding depended on how XLA fused the division)."""
     sd = jnp.sqrt(jnp.diagonal(D))
-    return sd, D / (sd[:, None] * sd[None, :])
+    q = D.shape[-1]
+    return sd, jnp.where(jnp.eye(q, dtype=bool), jnp.ones((), D.dtype),
+                         D / (sd[:, None] * sd[None, :]))

@@ -109,11 +109,16 @@ SCRIPT = textwrap.dedent("""
     df = jaxglmm.datasets.load_sleepstudy()
     df["slow"] = df.Reaction > 300
     out = {"devices": jax.device_count()}
-    for formula, family in (("slow ~ Days + (1 | Subject)", "bernoulli"),):
+    runs = (("bernoulli", "slow ~ Days + (1 | Subject)", "sequential", 40, 30),
+            ("gaussian", "Reaction ~ Days + (1 + Days | Subject)", "sequential", 40, 30),
+            ("bernoulli_vectorized", "slow ~ Days + (1 | Subject)", "vectorized", 0, 5))
+    for name, formula, chain_method, warmup, draws in runs:
+        family = "gaussian" if name == "gaussian" else "bernoulli"
         fit = jaxglmm.GLMM(formula, df, family=family).sample(
-            chains=4, warmup=0, draws=5, seed=2, progress=False)
-        out[family] = {k: np.asarray(v).tolist() for k, v in fit.draws.items()}
-        out[family + "_devices"] = fit.info["devices"]
+            chains=4, warmup=warmup, draws=draws, seed=2, progress=False,
+            chain_method=chain_method)
+        out[name] = {k: np.asarray(v).tolist() for k, v in fit.draws.items()}
+        out[name + "_devices"] = fit.info["devices"]
     json.dump(out, open(sys.argv[1], "w"))
 """)
 
@@ -129,17 +134,19 @@ def _run(tmp_path, devices: int) -> dict:
 
 @pytest.mark.slow
 def test_chains_spread_over_devices_give_the_same_draws(tmp_path):
-    """Two CPU devices take two chains each and give the same draws as one device.
+    """Two CPU devices take two chains each. With chain_method="sequential" the draws equal
+    one device's bit for bit, warmup included (joint bernoulli and collapsed gaussian).
 
-    Not bit for bit: XLA:CPU vectorises a batch of 2 chains differently from a batch of 4,
-    so the last bits of some chains differ, and over a long run chaotic NUTS trajectories
-    then part ways (the same posterior, other draws). Over the first steps they agree to
-    rounding."""
+    With the default "vectorized" they agree to rounding only: XLA:CPU rounds a batched
+    matrix product or a long sum over 2 chains differently from one over 4, and over a long
+    run the chaotic NUTS trajectories then part ways (the same posterior, other draws)."""
     one, two = _run(tmp_path, 1), _run(tmp_path, 2)
     assert one["devices"] == 1 and two["devices"] == 2
-    for family in ("bernoulli",):
-        assert one[family + "_devices"] == 1 and two[family + "_devices"] == 2
-        for k in one[family]:
-            np.testing.assert_allclose(np.asarray(one[family][k]),
-                                       np.asarray(two[family][k]), rtol=1e-7, atol=1e-9,
-                                       err_msg=k)
+    for name in ("bernoulli", "gaussian", "bernoulli_vectorized"):
+        assert one[name + "_devices"] == 1 and two[name + "_devices"] == 2
+        for k in one[name]:
+            a, b = np.asarray(one[name][k]), np.asarray(two[name][k])
+            if name == "bernoulli_vectorized":
+                np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9, err_msg=k)
+            else:
+                np.testing.assert_array_equal(a, b, err_msg=f"{name}: {k}, 1 and 2 devices")
