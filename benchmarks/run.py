@@ -273,11 +273,8 @@ def run_worker(task: dict) -> dict:
         problem = nm.make_problem(name, entry, df, task["kind"])
         row["method"] = f"numpyro {task['kind']}"
         if task.get("chain_method", "match") == "match":
-            try:
-                from jaxglmm.sampling import default_chain_method
-                task["chain_method"] = default_chain_method()
-            except ImportError:   # a jaxglmm before chain methods: vectorised chains
-                task["chain_method"] = "vectorized"
+            from jaxglmm.sampling import default_chain_method
+            task["chain_method"] = default_chain_method()
         task["dense_mass"] = {"diag": False, "dense": True,
                               "match": problem.dimension <= _dense_max_dim()}[task["mass"]]
         if task["sample"]:
