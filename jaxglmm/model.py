@@ -11,6 +11,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from . import collapsed
+from .basis import BASES, NONE as NONE_BASIS, centring, describe as describe_basis, to_sampler, to_user
 from .density import ModelData, ModelSpec, TermSpec, log_posterior, natural_draw, unpack
 from .design import ArrayData, choose_centred, prepare_arrays
 from .families import Family, make_family
@@ -377,36 +378,66 @@ class GLMM:
             return "collapsed" if self.can_collapse else "joint"
         return method
 
-    def _problem(self, method: str, template: dict, keep_b: bool = True):
+    def _basis(self, method: str, basis: str) -> tuple:
+        """(Basis, shift: nested dict of numpy arrays) of the sampler's basis for the
+        population effects (see `jaxglmm.basis`); basis="none" keeps the user's."""
+        if basis not in BASES:
+            raise ValueError(f"basis={basis!r} is unknown; choose one of "
+                             f"{', '.join(map(repr, BASES))}.")
+        if basis == "none":
+            return NONE_BASIS, {"alpha": {}, "levels": {}}
+        return centring(self.arrays, self.spec, method)
+
+    def _problem(self, method: str, template: dict, keep_b: bool = True,
+                 basis: str = "none"):
         """(data for the jitted code, unravel, make_logdensity, transform) of a method;
-        without `keep_b` the draws leave out b (and the collapsed sampler does not draw it)."""
+        without `keep_b` the draws leave out b (and the collapsed sampler does not draw it).
+        The flat position is in the sampler's `basis` (`jaxglmm.basis`); the log density
+        there equals the user's at the mapped point (a shear: unit Jacobian)."""
         spec = self.spec
         _, unravel = ravel_pytree(template)
+        layout, shift = self._basis(method, basis)
+        f = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+        shift = jax.tree.map(lambda v: jnp.asarray(v, f), shift)
+
+        def user(x, shift):
+            return to_user(unravel(x), layout, shift)
 
         def drop_b(out: dict) -> dict:
             return out if keep_b else {k: v for k, v in out.items()
                                        if k.split("|")[0] != "b"}
         if method == "joint":
             def make_logdensity(data):
-                return lambda x: log_posterior(unravel(x), data, spec)
+                model_data, shift = data
+                return lambda x: log_posterior(user(x, shift), model_data, spec)
 
             def transform(x, data, key):
-                return drop_b(natural_draw(unravel(x), spec))
-            return self._data(), unravel, make_logdensity, transform
+                return drop_b(natural_draw(user(x, data[1]), spec))
+            return (self._data(), shift), unravel, make_logdensity, transform
 
         stats = jax.jit(collapsed.sufficient_stats, static_argnums=1)(self._data(), spec.N)
 
-        def make_logdensity(stats):
-            return lambda x: collapsed.log_posterior_collapsed(unravel(x), stats, spec)
+        def make_logdensity(data):
+            stats, shift = data
+            return lambda x: collapsed.log_posterior_collapsed(user(x, shift), stats, spec)
 
-        def transform(x, stats, key):
-            position = unravel(x)
+        def transform(x, data, key):
+            stats, shift = data
+            position = user(x, shift)
             if not keep_b:
                 return drop_b(natural_draw(position, spec, b=jnp.zeros((spec.N, spec.q),
                                                                          x.dtype)))
             psi, _ = unpack(position, spec)
             return natural_draw(position, spec, b=collapsed.draw_b(key, psi, stats, spec))
-        return stats, unravel, make_logdensity, transform
+        return (stats, shift), unravel, make_logdensity, transform
+
+    def _position_names(self) -> dict:
+        """Element names of the population blocks: "beta" -> x names, "mu..." -> the free
+        columns' z names."""
+        names = {"beta": tuple(self.arrays.x_names)}
+        for t, ts in zip(self.arrays.terms, self.spec.terms):
+            names[ts.name("mu")] = tuple(t.z_names[j] for j in ts.mu_free)
+        return names
 
     # ------------------------------------------------------------------------ sampling
 
@@ -414,7 +445,8 @@ class GLMM:
                kernel="nuts", target_accept: float | None = None, max_tree_depth: int = 10,
                dense_mass: bool | None = None, num_integration_steps: int = 32,
                method: str = "auto", progress: bool = True, chunk: int = 50,
-               thin: int = 1, keep_b: bool = True, chain_method: str = "auto") -> Fit:
+               thin: int = 1, keep_b: bool = True, chain_method: str = "auto",
+               basis: str = "centred") -> Fit:
         """Run `chains` chains of window adaptation then `draws` draws, in one jitted program.
 
         Args:
@@ -443,6 +475,11 @@ class GLMM:
                 the chains run on one device or are spread over several; vectorized ones
                 agree with one device only to rounding. Several local devices share the
                 chains either way; `fit.info["chain_method"]` records the choice.
+            basis: "centred" (default: the sampler moves the intercept of the centred
+                design, alpha = intercept + sum_j mean_j theta_j over the coefficients of
+                the non-constant columns, as brms and rstanarm do; see `jaxglmm.basis`) or
+                "none" (the coefficients as written). The draws are the user's
+                coefficients either way; `fit.info["basis"]` says which.
         Returns:
             A `Fit` with natural-scale draws of leading shape (chains, kept draws). Ctrl-C
             while sampling returns the draws finished so far, with a warning.
@@ -465,11 +502,14 @@ class GLMM:
                                num_integration_steps=num_integration_steps,
                                chain_method=chain_method)
         key = _as_key(seed)
+        layout, shift = self._basis(method, basis)
         with jax.enable_x64(self.dtype == "float64"):
             _, warmup_key, sample_key = jax.random.split(key, 3)
             starts = self.initial_positions(key, chains, method)
-            x0 = jnp.stack([ravel_pytree(start)[0] for start in starts])
+            x0 = jnp.stack([ravel_pytree(to_sampler(start, layout, shift))[0]
+                            for start in starts])
             run = dict(method=method, config=config, keep_b=bool(keep_b), thin=thin,
+                       basis=basis,
                        chains=chains, warmup=warmup, chunk=chunk,
                        seed=seed if isinstance(seed, int) else None,
                        template=starts[0],
@@ -483,13 +523,15 @@ class GLMM:
         """Sample `steps` iterations (after `warmup` adaptation ones, or continuing from
         `resume` = (step_size, inverse mass matrix) at step `start_step`) and build the Fit."""
         spec, method, config = self.spec, run["method"], run["config"]
-        data, unravel, make_logdensity, transform = self._problem(method, run["template"],
-                                                                  run["keep_b"])
+        basis = run.get("basis", "none")
+        data, unravel, make_logdensity, transform = self._problem(
+            method, run["template"], run["keep_b"], basis)
+        layout, shift = self._basis(method, basis)
         sample_keys = jax.random.wrap_key_data(jnp.asarray(run["sample_keys"]))
         timings: dict = {}
         out, stats, last, done = sample_chains(
             make_logdensity, transform, data, x0, warmup_keys, sample_keys, warmup, steps,
-            config, cache_key=(spec, method, run["keep_b"]), progress=progress,
+            config, cache_key=(spec, method, run["keep_b"], layout), progress=progress,
             chunk=run["chunk"], timings=timings, thin=run["thin"], resume=resume,
             start_step=start_step, scale=self._sampler_scale(run["template"]))
         kinds = sorted({"centred" if t.centred else "non-centred" for t in spec.terms})
@@ -505,6 +547,8 @@ class GLMM:
                 "steps": start_step + done, "keep_b": run["keep_b"],
                 "mass_matrix": "dense" if config.dense_mass else "diagonal",
                 "chain_method": config.chain_method, "seed": run["seed"], "dtype": self.dtype,
+                "basis": basis,
+                "basis_detail": describe_basis(layout, shift, self._position_names()),
                 **timings}
         return Fit(
             draws=out, sample_stats=stats, model=self, config=config, info=info,
@@ -527,6 +571,7 @@ class GLMM:
         run = dict(method=method, config=fit.config, keep_b=info.get("keep_b", True),
                    thin=info.get("thin", 1), chains=info["chains"], warmup=info["warmup"],
                    chunk=info.get("chunk", 50), seed=info.get("seed"), template=template,
+                   basis=info.get("basis", "none"),
                    sample_keys=fit.sample_keys)
         with jax.enable_x64(self.dtype == "float64"):
             f = jnp.float64 if self.dtype == "float64" else jnp.float32
