@@ -18,11 +18,13 @@ from .families import Family, make_family
 from .parameters import n_chol
 from .priors import Flat, Normal, Priors, default_priors, describe_priors, resolve_priors
 from .results import Fit
-from .sampling import SamplerConfig, default_chain_method, sample_chains
+from .sampling import (SamplerConfig, compile_seconds, default_chain_method, sample_chains,
+                       use_persistent_cache)
 
 FACTORS = ("D", "omega")
 METHODS = ("auto", "joint", "collapsed")
 DENSE_MAX_DIM = 100
+MASS_MATRICES = ("auto", "dense", "diagonal", "block")
 DTYPES = ("float64", "float32")
 LATENT = ("z", "b")  # position keys of the random effects (absent when b is integrated out)
 
@@ -75,6 +77,9 @@ def _as_key(seed):
     if isinstance(seed, jax.Array) and seed.shape == (2,) and seed.dtype == jnp.uint32:
         return jax.random.wrap_key_data(seed)
     raise ValueError(f"seed: must be an integer or a jax.random key, got {seed!r}.")
+
+
+_sufficient_stats = jax.jit(collapsed.sufficient_stats, static_argnums=1)
 
 
 @jax.jit
@@ -361,6 +366,37 @@ class GLMM:
         f = self.spec.family
         return f.name == "gaussian" and f.link == "identity" and len(self.spec.terms) == 1
 
+    def _mass_matrix(self, method: str, mass_matrix: str, dense_mass) -> str:
+        """The mass matrix form for `method` (see `sample`)."""
+        if dense_mass is not None:
+            if not isinstance(dense_mass, (bool, np.bool_)):
+                raise ValueError(f"dense_mass: must be True, False or None, got {dense_mass!r}.")
+            return "dense" if dense_mass else "diagonal"
+        if mass_matrix not in MASS_MATRICES:
+            raise ValueError(f"mass_matrix={mass_matrix!r} is unknown; choose one of "
+                             f"{', '.join(map(repr, MASS_MATRICES))}.")
+        if mass_matrix == "block" and method != "joint":
+            raise ValueError("mass_matrix='block': needs sampled random effects "
+                             "(method='joint'); b is integrated out here.")
+        if mass_matrix != "auto":
+            return mass_matrix
+        if self._n_sampled(method) <= DENSE_MAX_DIM and not (
+                method == "joint" and self.spec.family.name == "gaussian"):
+            return "dense"
+        return "block" if method == "joint" else "diagonal"
+
+    @staticmethod
+    def _psi_indices(template: dict) -> tuple:
+        """Indices of the non-latent coordinates (psi and hyperparameters) in the flat
+        position, which ravel_pytree orders by sorted name."""
+        out, start = [], 0
+        for name in sorted(template):
+            size = int(np.size(template[name]))
+            if not _is_latent(name):
+                out += range(start, start + size)
+            start += size
+        return tuple(out)
+
     def _n_sampled(self, method: str) -> int:
         """Number of unconstrained parameters the sampler moves under `method`."""
         return int(sum(np.size(v) for k, v in self._init_loc.items()
@@ -415,7 +451,7 @@ class GLMM:
                 return drop_b(natural_draw(user(x, data[1]), spec))
             return (self._data(), shift), unravel, make_logdensity, transform
 
-        stats = jax.jit(collapsed.sufficient_stats, static_argnums=1)(self._data(), spec.N)
+        stats = _sufficient_stats(self._data(), spec.N)
 
         def make_logdensity(data):
             stats, shift = data
@@ -446,7 +482,7 @@ class GLMM:
                dense_mass: bool | None = None, num_integration_steps: int = 32,
                method: str = "auto", progress: bool = True, chunk: int = 50,
                thin: int = 1, keep_b: bool = True, chain_method: str = "auto",
-               basis: str = "centred") -> Fit:
+               basis: str = "centred", mass_matrix: str = "auto") -> Fit:
         """Run `chains` chains of window adaptation then `draws` draws, in one jitted program.
 
         Args:
@@ -455,9 +491,14 @@ class GLMM:
             kernel: "nuts" (default), "hmc" or "mala", or blackjax.nuts / .hmc / .mala.
             target_accept: step-size adaptation target (0.8; 0.574 for MALA).
             max_tree_depth: NUTS's maximum number of doublings.
-            dense_mass: adapt a dense (True) or diagonal (False) inverse mass matrix; None
-                (default): dense when the sampler moves at most 100 parameters, except for
-                the joint sampler of a gaussian model (diagonal).
+            dense_mass: True / False: the same as mass_matrix="dense" / "diagonal" (kept for
+                earlier code); None (default): mass_matrix decides.
+            mass_matrix: the inverse mass matrix warmup adapts: "dense", "diagonal", "block"
+                (dense over psi, the population parameters and hyperparameters, diagonal
+                over the random effects; `jaxglmm.metric`) or "auto" (default): dense when
+                the sampler moves at most 100 parameters, except for the joint sampler of a
+                gaussian model (diagonal); otherwise block when b is sampled, else
+                diagonal.
             num_integration_steps: leapfrog steps per HMC transition.
             method: "auto" (collapsed for gaussian identity models with one random-effect
                 term, else joint), "joint" (b sampled with psi), or "collapsed" (b
@@ -484,10 +525,10 @@ class GLMM:
             A `Fit` with natural-scale draws of leading shape (chains, kept draws). Ctrl-C
             while sampling returns the draws finished so far, with a warning.
         """
+        compile_start = compile_seconds()
+        use_persistent_cache()
         method = self._resolve_method(method)
-        if dense_mass is None:
-            dense_mass = self._n_sampled(method) <= DENSE_MAX_DIM and not (
-                method == "joint" and self.spec.family.name == "gaussian")
+        mass_matrix = self._mass_matrix(method, mass_matrix, dense_mass)
         chains = _check_count(chains, "chains", 1)
         warmup = _check_count(warmup, "warmup", 0)
         draws = _check_count(draws, "draws", 1)
@@ -498,7 +539,8 @@ class GLMM:
         if chain_method == "auto":
             chain_method = default_chain_method()
         config = SamplerConfig(kernel=kernel, target_accept=target_accept,
-                               max_tree_depth=max_tree_depth, dense_mass=dense_mass,
+                               max_tree_depth=max_tree_depth,
+                               dense_mass=mass_matrix == "dense",
                                num_integration_steps=num_integration_steps,
                                chain_method=chain_method)
         key = _as_key(seed)
@@ -508,6 +550,8 @@ class GLMM:
             starts = self.initial_positions(key, chains, method)
             x0 = jnp.stack([ravel_pytree(to_sampler(start, layout, shift))[0]
                             for start in starts])
+            if mass_matrix == "block":
+                config = replace(config, mass_block=self._psi_indices(starts[0]))
             run = dict(method=method, config=config, keep_b=bool(keep_b), thin=thin,
                        basis=basis,
                        chains=chains, warmup=warmup, chunk=chunk,
@@ -515,8 +559,9 @@ class GLMM:
                        template=starts[0],
                        sample_keys=np.asarray(jax.random.key_data(
                            jax.random.split(sample_key, chains))))
-            return self._run(run, x0, jax.random.split(warmup_key, chains), warmup, draws,
-                             progress)
+            fit = self._run(run, x0, jax.random.split(warmup_key, chains), warmup, draws,
+                            progress)
+        return replace(fit, info=dict(fit.info, compile_s=compile_seconds() - compile_start))
 
     def _run(self, run: dict, x0, warmup_keys, warmup: int, steps: int, progress: bool,
              resume: tuple | None = None, start_step: int = 0) -> Fit:
@@ -545,7 +590,8 @@ class GLMM:
                 "chains": run["chains"], "warmup": run["warmup"],
                 "draws": next(iter(stats.values())).shape[1], "thin": run["thin"],
                 "steps": start_step + done, "keep_b": run["keep_b"],
-                "mass_matrix": "dense" if config.dense_mass else "diagonal",
+                "mass_matrix": ("dense" if config.dense_mass else
+                                "block" if config.mass_block else "diagonal"),
                 "chain_method": config.chain_method, "seed": run["seed"], "dtype": self.dtype,
                 "basis": basis,
                 "basis_detail": describe_basis(layout, shift, self._position_names()),

@@ -17,6 +17,7 @@ does not compile again.
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections import OrderedDict
@@ -31,10 +32,61 @@ from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 from blackjax.adaptation.window_adaptation import build_schedule
 
+from .metric import block_metric, join, split
+
 Array = jax.Array
 
 KERNELS = ("nuts", "hmc", "mala")
 CHAIN_METHODS = ("vectorized", "sequential")
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
+                  "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")
+_compile_total = [0.0]
+
+
+def _on_duration(event: str, duration: float, **kwargs) -> None:
+    if event in COMPILE_EVENTS:
+        _compile_total[0] += duration
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_duration)
+
+
+def compile_seconds() -> float:
+    """Seconds JAX has spent tracing, lowering and compiling in this process so far (every
+    program, the library's and the user's): the difference over a call is what it compiled."""
+    return _compile_total[0]
+
+
+def default_cache_dir() -> str:
+    """$JAXGLMM_CACHE_DIR, else $XDG_CACHE_HOME/jaxglmm/xla, else ~/.cache/jaxglmm/xla."""
+    if os.environ.get("JAXGLMM_CACHE_DIR"):
+        return os.environ["JAXGLMM_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "jaxglmm", "xla")
+
+
+def use_persistent_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache in `default_cache_dir()`, so that a repeat
+    fit of the same shapes in a new process loads its programs instead of compiling them.
+    Left alone when the user has set a cache directory (jax_compilation_cache_dir) or set
+    JAXGLMM_COMPILATION_CACHE=0 (the opt-out). Returns the directory in use, or None."""
+    current = jax.config.jax_compilation_cache_dir
+    if current:
+        return current
+    if os.environ.get("JAXGLMM_COMPILATION_CACHE", "1").strip().lower() in ("0", "false",
+                                                                            "no", "off"):
+        return None
+    path = default_cache_dir()
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
+    jax.config.update("jax_compilation_cache_dir", path)
+    # every program, the small ones too: a fit runs about 50 eager setup ops (0.01-0.2 s of
+    # compiling each) that JAX's default of 1 s would compile again in every new process
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return path
 
 
 def default_chain_method(backend: str | None = None) -> str:
@@ -68,6 +120,9 @@ class SamplerConfig:
             default is 0.574, the optimal rate of Roberts and Rosenthal).
         max_tree_depth: NUTS's maximum number of trajectory doublings.
         dense_mass: adapt a dense (True) or diagonal (False) inverse mass matrix.
+        mass_block: indices (into the flat position) of a dense block: the inverse mass
+            matrix is dense over them and diagonal over the other coordinates
+            (`jaxglmm.metric`; with dense_mass False). Empty: no block.
         num_integration_steps: leapfrog steps per HMC transition.
         chain_method: "vectorized": the chains of a device move together, batched with
             vmap; "sequential": each device runs its chains one after the other (lax.map),
@@ -84,6 +139,7 @@ class SamplerConfig:
     dense_mass: bool = False
     num_integration_steps: int = 32
     chain_method: str = "vectorized"
+    mass_block: tuple = ()
 
     def __post_init__(self):
         kernel = self.kernel
@@ -109,6 +165,10 @@ class SamplerConfig:
                 or self.num_integration_steps < 1:
             raise ValueError("num_integration_steps: must be a positive integer, "
                              f"got {self.num_integration_steps}.")
+        object.__setattr__(self, "mass_block", tuple(int(i) for i in self.mass_block))
+        if self.mass_block and self.dense_mass:
+            raise ValueError("mass_block: a block mass matrix is not dense; set dense_mass "
+                             "False.")
         if self.chain_method not in CHAIN_METHODS:
             raise ValueError(f"chain_method: must be one of {', '.join(CHAIN_METHODS)}, "
                              f"got {self.chain_method!r}.")
@@ -138,13 +198,22 @@ class ChainState(NamedTuple):
         return self.warmup.inverse_mass_matrix
 
 
+def _as_metric(imm: Array, config: SamplerConfig):
+    """The inverse mass matrix as BlackJAX takes it: the array itself, or the block metric
+    of a flat block matrix."""
+    if not config.mass_block:
+        return imm
+    k = len(config.mass_block)
+    return block_metric(imm, config.mass_block, imm.shape[-1] - k * k + k)
+
+
 def _kernel_fns(config: SamplerConfig):
     """(init(x, logdensity), step(key, state, logdensity, step_size, imm) -> (state, stats))."""
     if config.kernel == "nuts":
         kernel = blackjax.nuts.build_kernel()
 
         def step(key, state, logdensity, step_size, imm):
-            new, info = kernel(key, state, logdensity, step_size, imm,
+            new, info = kernel(key, state, logdensity, step_size, _as_metric(imm, config),
                                max_num_doublings=config.max_tree_depth)
             return new, {"acceptance_rate": info.acceptance_rate,
                          "diverging": info.is_divergent,
@@ -156,7 +225,7 @@ def _kernel_fns(config: SamplerConfig):
         kernel = blackjax.hmc.build_kernel()
 
         def step(key, state, logdensity, step_size, imm):
-            new, info = kernel(key, state, logdensity, step_size, imm,
+            new, info = kernel(key, state, logdensity, step_size, _as_metric(imm, config),
                                num_integration_steps=config.num_integration_steps)
             return new, {"acceptance_rate": info.acceptance_rate,
                          "diverging": info.is_divergent,
@@ -173,6 +242,47 @@ def _kernel_fns(config: SamplerConfig):
     return blackjax.mala.init, step
 
 
+class _BlockState(NamedTuple):
+    """Welford states of a block mass matrix: dense over psi, diagonal over the rest."""
+
+    dense: Any
+    diagonal: Any
+
+    @property
+    def inverse_mass_matrix(self) -> Array:
+        return join(self.dense.inverse_mass_matrix, self.diagonal.inverse_mass_matrix)
+
+
+def _block_estimator(psi: tuple):
+    """init / update / final / to_x of Stan's windowed mass-matrix estimate for a block
+    matrix (`jaxglmm.metric`): BlackJAX's dense estimator on the coordinates `psi`, its
+    diagonal one on the others."""
+    dense = mass_matrix_adaptation(False)
+    diagonal = mass_matrix_adaptation(True)
+    psi_idx = np.asarray(psi, int)
+    k = len(psi_idx)
+
+    def latent(d: int) -> np.ndarray:
+        return np.setdiff1d(np.arange(d), psi_idx)
+
+    def init(d: int) -> _BlockState:
+        return _BlockState(dense[0](k), diagonal[0](d - k))
+
+    def update(state: _BlockState, u: Array) -> _BlockState:
+        return _BlockState(dense[1](state.dense, u[psi_idx]),
+                           diagonal[1](state.diagonal, u[latent(u.shape[0])]))
+
+    def final(state: _BlockState) -> _BlockState:
+        return _BlockState(dense[2](state.dense), diagonal[2](state.diagonal))
+
+    def to_x(imm_u: Array, scale: Array) -> Array:
+        A, diag = split(imm_u, k)
+        s_psi, s_lat = scale[psi_idx], scale[latent(scale.shape[0])]
+        return join(A * jnp.outer(s_psi, s_psi), diag * s_lat**2)
+
+    return init, update, final, to_x
+
+
 def _warmup_fns(config: SamplerConfig):
     """init(d, step_size, dtype, scale) / update(ws, stage, window_end, x, accept, scale) /
     final(ws) of Stan's windowed adaptation built from BlackJAX's dual averaging and Welford
@@ -185,12 +295,15 @@ def _warmup_fns(config: SamplerConfig):
     coefficient whose posterior sd is 1e-6 was shrunk towards variance 1e-3 and the chains
     stuck)."""
     adapt_mass = config.kernel != "mala"
-    mm_init, mm_update, mm_final = mass_matrix_adaptation(not config.dense_mass)
-    da_init, da_update, da_final = dual_averaging_adaptation(config.target_accept)
+    if config.mass_block:
+        mm_init, mm_update, mm_final, to_x = _block_estimator(config.mass_block)
+    else:
+        mm_init, mm_update, mm_final = mass_matrix_adaptation(not config.dense_mass)
 
-    def to_x(imm_u, scale):
-        """An inverse mass matrix of u as one of x = scale * u."""
-        return imm_u * scale**2 if imm_u.ndim == 1 else imm_u * jnp.outer(scale, scale)
+        def to_x(imm_u, scale):
+            """An inverse mass matrix of u as one of x = scale * u."""
+            return imm_u * scale**2 if imm_u.ndim == 1 else imm_u * jnp.outer(scale, scale)
+    da_init, da_update, da_final = dual_averaging_adaptation(config.target_accept)
 
     def init(d: int, step_size: float, dtype, scale) -> WarmupState:
         imm_state = mm_init(d)
@@ -289,30 +402,47 @@ _CACHE: OrderedDict = OrderedDict()
 _CACHE_SIZE = 8
 
 
+def _cached(key, build: Callable):
+    """The value of `key` in the in-memory program cache, built now when absent (key None:
+    always built, never kept)."""
+    if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    value = build()
+    if key is not None:
+        _CACHE[key] = value
+        while len(_CACHE) > 2 * _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return value
+
+
+def _init_program(cache_key, make_logdensity: Callable, config: SamplerConfig):
+    """jit of the kernel's initial states of every chain ((C, d) positions, data): one
+    jitted function per model and method, so that another seed does not compile again."""
+    init_kernel, _ = _kernel_fns(config)
+
+    def build():
+        return jax.jit(lambda x0, data: map_chains(
+            lambda x: init_kernel(x, make_logdensity(data)), config.chain_method, x0))
+    key = None if cache_key is None else ("init", cache_key, config.kernel,
+                                          config.chain_method)
+    return _cached(key, build)
+
+
 def _shapes(tree) -> tuple:
     leaves, treedef = jax.tree.flatten(tree)
     return (treedef, tuple((np.shape(x), jnp.result_type(x)) for x in leaves))
 
 
-def _compiled_chunk(cache_key, make_logdensity, transform, config, args,
-                    timings: dict | None, mesh=None):
-    """The compiled chunk for `args`, from the cache or compiled now (seconds added to
-    timings["compile_s"]). `cache_key` must determine make_logdensity and transform."""
+def _compiled_chunk(cache_key, make_logdensity, transform, config, args, mesh=None):
+    """The compiled chunk for `args`, from the cache or compiled now. `cache_key` must
+    determine make_logdensity and transform."""
     devices = None if mesh is None else tuple(d.id for d in mesh.devices.flat)
     key = None if cache_key is None else (cache_key, config, _shapes(args), devices,
                                           bool(jax.config.jax_enable_x64))
-    if key is not None and key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    t0 = time.perf_counter()
-    compiled = _make_chunk_fn(make_logdensity, transform, config, mesh).lower(*args).compile()
-    if timings is not None:
-        timings["compile_s"] = timings.get("compile_s", 0.0) + time.perf_counter() - t0
-    if key is not None:
-        _CACHE[key] = compiled
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    return compiled
+    def build():
+        return _make_chunk_fn(make_logdensity, transform, config, mesh).lower(*args).compile()
+    return _cached(key, build)
 
 
 def _run_phase(compiled, states, ws, data, keys, num_steps: int, k: int, start_step: int,
@@ -389,8 +519,9 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
         num_warmup, num_draws: iterations of each phase.
         cache_key: hashable value that determines make_logdensity and transform, for the
             compile cache (None: no caching).
-        timings: if given, filled with compile_s, warmup_s, sampling_s, and chunk (the scan
-            length used).
+        timings: if given, filled with compile_s (everything JAX traced, lowered and
+            compiled during the call), warmup_s and sampling_s (without compilation), and
+            chunk (the scan length used).
         thin: keep every thin-th draw.
         resume: (state, step_size (C,), inverse_mass_matrix) of an earlier run, state a dict
             of position (C, d), logdensity (C,), logdensity_grad (C, d): no warmup, the
@@ -415,13 +546,12 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
     timings.setdefault("compile_s", 0.0)
     C, d = x0.shape
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), compile_seconds()
     sharding = _chain_sharding(C)
     if sharding is not None:
         x0, warmup_keys, sample_keys = (jax.device_put(a, sharding)
                                         for a in (x0, warmup_keys, sample_keys))
-    states = jax.jit(lambda x0, data: map_chains(
-        lambda x: init_kernel(x, make_logdensity(data)), config.chain_method, x0))(x0, data)
+    states = _init_program(cache_key, make_logdensity, config)(x0, data)
     initial_step = 1.0 if num_warmup else 0.1
     scale = jnp.ones(d, x0.dtype) if scale is None else jnp.asarray(scale, x0.dtype)
     ws = jax.vmap(lambda _: ws_init(d, initial_step, x0.dtype, scale))(jnp.arange(C))
@@ -444,10 +574,8 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
     data = (data, scale)
     args = (states, ws, data, warmup_keys, probe, np.zeros(k, np.int32), np.zeros(k, bool),
             np.ones(k, bool), np.asarray(True))
-    before = timings["compile_s"]
-    compiled = _compiled_chunk(cache_key, make_logdensity, transform, config, args, timings,
+    compiled = _compiled_chunk(cache_key, make_logdensity, transform, config, args,
                                None if sharding is None else sharding.mesh)
-    compile_s = timings["compile_s"] - before
 
     bar = _progress(num_warmup, progress, "warmup")
     try:
@@ -461,7 +589,7 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
         step_size, imm = jax.vmap(ws_final)(ws)  # elementwise: no rounding that depends on C
         ws = ws._replace(step_size=step_size, inverse_mass_matrix=imm)
     jax.block_until_ready(ws.step_size)
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), compile_seconds()
 
     bar = _progress(num_draws, progress, "sampling")
     try:
@@ -471,11 +599,12 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
     finally:
         if bar is not None:
             bar.close()
-    t2 = time.perf_counter()
-    timings["warmup_s"] = t1 - t0 - compile_s
+    t2, c2 = time.perf_counter(), compile_seconds()
+    timings["compile_s"] += c2 - c0
+    timings["warmup_s"] = t1 - t0 - (c1 - c0)
     timings["chunk"] = k
     timings["devices"] = 1 if sharding is None else len(sharding.mesh.devices)
-    timings["sampling_s"] = t2 - t1
+    timings["sampling_s"] = t2 - t1 - (c2 - c1)
     draws = {name: np.concatenate(v, axis=1) for name, v in kept.items()}
     out_stats = {name: np.concatenate(v, axis=1) for name, v in stats.items()}
     return draws, out_stats, ChainState(states, ws), done

@@ -1,0 +1,75 @@
+"""The block inverse mass matrix (dense over psi, diagonal over the latent effects) against
+BlackJAX's dense metric with the same (d, d) matrix, and its adaptation in a fit."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from blackjax.mcmc.metrics import gaussian_euclidean
+
+import jaxglmm as jg
+from jaxglmm import metric
+
+D = 7
+PSI = (1, 4, 5)
+
+
+def _block(seed=0):
+    rng = np.random.default_rng(seed)
+    G = rng.normal(size=(3, 3))
+    A = G @ G.T + 3 * np.eye(3)
+    diag = rng.uniform(0.5, 2.0, D - 3)
+    imm = np.concatenate([A.ravel(), diag])
+    return jnp.asarray(imm), metric.to_dense(imm, PSI, D)
+
+
+def test_block_metric_equals_the_dense_metric_of_the_same_matrix():
+    imm, full = _block()
+    ours, ref = metric.block_metric(imm, PSI, D), gaussian_euclidean(jnp.asarray(full))
+    rng = np.random.default_rng(1)
+    p, q, s = (jnp.asarray(rng.normal(size=D)) for _ in range(3))
+    np.testing.assert_allclose(ours.kinetic_energy(p), ref.kinetic_energy(p), rtol=1e-12)
+    assert bool(ours.check_turning(p, q, s)) == bool(ref.check_turning(p, q, s))
+    assert bool(ours.check_turning(p, -p, 0.1 * p)) == bool(ref.check_turning(p, -p, 0.1 * p))
+    for inv in (True, False):
+        for trans in (True, False):
+            a = ours.scale(None, p, inv=inv, trans=trans)
+            # M^{-1/2} M^{-1/2}' = M^{-1}: check the product, not one square root
+            b = ours.scale(None, a, inv=not inv, trans=not trans)
+            np.testing.assert_allclose(b, p, rtol=1e-10, atol=1e-12)
+    L = np.stack([ours.scale(None, e, inv=True, trans=False) for e in jnp.eye(D)], axis=1)
+    np.testing.assert_allclose(L @ L.T, full, rtol=1e-10, atol=1e-12)
+
+
+def test_block_momentum_has_the_mass_matrix_as_covariance():
+    imm, full = _block(2)
+    ours = metric.block_metric(imm, PSI, D)
+    keys = jax.random.split(jax.random.key(0), 40000)
+    p = jax.vmap(lambda k: ours.sample_momentum(k, jnp.zeros(D)))(keys)
+    M = np.linalg.inv(full)
+    np.testing.assert_allclose(np.cov(np.asarray(p).T), M, atol=0.03 * np.abs(M).max())
+
+
+def test_auto_rule_and_a_block_fit():
+    rng = np.random.default_rng(0)
+    N, m = 120, 3
+    g = np.repeat(np.arange(N), m)
+    x = rng.normal(size=N * m)
+    y = rng.binomial(1, 1 / (1 + np.exp(-(0.3 + 0.5 * x + rng.normal(0, 1, N)[g]))))
+    model = jg.GLMM.from_arrays(y, np.ones(N * m), g, X=x[:, None], family="bernoulli",
+                                centred=False)
+    assert model._mass_matrix("joint", "auto", None) == "block"  # 123 > 100 parameters
+    assert model._mass_matrix("joint", "auto", True) == "dense"
+    fit = model.sample(chains=2, warmup=200, draws=100, seed=0, progress=False)
+    assert fit.info["mass_matrix"] == "block"
+    d = fit.chain_state["position"].shape[1]
+    k = len(fit.config.mass_block)
+    assert k == 3 and fit.inverse_mass_matrix.shape == (2, k * k + d - k)
+    A, diag = metric.split(fit.inverse_mass_matrix[0], k)
+    assert np.all(np.linalg.eigvalsh(A) > 0) and np.all(diag > 0)
+    more = fit.extend(10, progress=False)  # the block matrix and config carry over
+    assert more.draws["beta"].shape[1] == 110
+    with pytest.raises(ValueError, match="mass_matrix="):
+        model.sample(chains=1, warmup=5, draws=5, mass_matrix="low-rank")
+    with pytest.raises(ValueError, match="method='joint'"):
+        jg.GLMM.from_arrays(rng.normal(size=40), np.ones(40), np.repeat(range(8), 5)).sample(
+            chains=1, warmup=5, draws=5, mass_matrix="block")
