@@ -31,7 +31,8 @@ class Fit:
         model: the GLMM that was sampled.
         info: method, parametrisation, sizes, seed and timings.
         step_size: adapted step size per chain (C,).
-        inverse_mass_matrix: adapted inverse mass matrix per chain (C, d) or (C, d, d).
+        inverse_mass_matrix: adapted inverse mass matrix per chain: (C, d) diagonal, (C, d, d)
+            dense, or (C, k*k + d - k) a flat block matrix (`jaxglmm.metric`).
         last_state: where the chains stopped: the sampler's ChainState, or for a fit from
             `jaxglmm.load` a `jaxglmm.storage.SavedState` (last positions (C, d), tuning).
     """

@@ -45,7 +45,7 @@ class SavedState(NamedTuple):
     position: np.ndarray             # (C, d)
     layout: tuple | None             # ((name, shape), ...)
     step_size: np.ndarray            # (C,)
-    inverse_mass_matrix: np.ndarray  # (C, d) or (C, d, d)
+    inverse_mass_matrix: np.ndarray  # (C, d), (C, d, d) or a flat block (C, k*k + d - k)
 
 
 # ------------------------------------------------------------------------------- helpers

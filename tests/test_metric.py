@@ -49,7 +49,7 @@ def test_block_momentum_has_the_mass_matrix_as_covariance():
     np.testing.assert_allclose(np.cov(np.asarray(p).T), M, atol=0.03 * np.abs(M).max())
 
 
-def test_auto_rule_and_a_block_fit():
+def test_auto_rule_and_a_block_fit(tmp_path):
     rng = np.random.default_rng(0)
     N, m = 120, 3
     g = np.repeat(np.arange(N), m)
@@ -68,6 +68,10 @@ def test_auto_rule_and_a_block_fit():
     assert np.all(np.linalg.eigvalsh(A) > 0) and np.all(diag > 0)
     more = fit.extend(10, progress=False)  # the block matrix and config carry over
     assert more.draws["beta"].shape[1] == 110
+    path = tmp_path / "fit.nc"
+    fit.save(path)
+    again = jg.load(path).extend(10, progress=False)
+    np.testing.assert_array_equal(again.draws["beta"], more.draws["beta"])
     with pytest.raises(ValueError, match="mass_matrix="):
         model.sample(chains=1, warmup=5, draws=5, mass_matrix="low-rank")
     with pytest.raises(ValueError, match="method='joint'"):
