@@ -12,7 +12,8 @@ File layout (netCDF4/HDF5 written by xarray with the h5netcdf engine):
     /jaxglmm_model   the model's arrays: y, X, Z, cluster, trials, offset, group labels,
                      x_names, z_names
     /jaxglmm_tuning  step_size (C,), inverse_mass_matrix, and last_position (C, d): each
-                     chain's last unconstrained position (what continuing a run needs)
+                     chain's last unconstrained position in the sampler's basis (info["basis"],
+                     `jaxglmm.basis`): what continuing a run needs
     /jaxglmm_data    for models built from a formula: the data frame (`frame_to_dataset`)
 
 `load` rebuilds the GLMM through its public constructors (from the formula and frame when

@@ -11,6 +11,7 @@ import xarray as xr
 from jax.flatten_util import ravel_pytree
 
 import jaxglmm
+from jaxglmm.basis import to_user
 from jaxglmm import storage
 from jaxglmm.results import Fit
 from jaxglmm.sampling import SamplerConfig
@@ -96,8 +97,12 @@ def test_saved_layout_unravels_the_last_position(binomial_fit, tmp_path):
     assert dict(state.layout)["b"] == (6, 1)
     template = {name: np.zeros(shape) for name, shape in state.layout}
     _, unravel = ravel_pytree(template)
+    # the position is in the sampler's basis (fit.info["basis"], jaxglmm.basis)
+    layout, shift = fit.model._basis(fit.info["method"], fit.info["basis"])
+    assert layout.block == "mu"  # the intercept moves with x's coefficient
     with jax.enable_x64(True):
-        lp = [fit.model.logdensity_fn(unravel(x)) for x in state.position]
+        lp = [fit.model.logdensity_fn(to_user(unravel(x), layout, shift))
+              for x in state.position]
     np.testing.assert_allclose(lp, fit.last_state.state.logdensity, rtol=1e-10)
 
 
