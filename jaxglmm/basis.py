@@ -70,18 +70,18 @@ def _constant(col: np.ndarray) -> bool:
     return bool(col.size) and bool(np.all(col == col[0]))
 
 
-def _find_intercept(arrays, spec, method: str) -> tuple[Basis, float]:
+def _find_intercept(arrays, spec, collapsed: tuple) -> tuple[Basis, float]:
     """The intercept (a constant non-zero column of X, else the first term's mean of a
     constant column of Z) and that column's value c; (NONE, 1.0) when the model has none."""
     X = arrays.X
     for j in range(X.shape[1]):
         if _constant(X[:, j]) and X[0, j] != 0:
             return Basis("beta", j), float(X[0, j])
-    for t, term in zip(arrays.terms, spec.terms):
+    for k, (t, term) in enumerate(zip(arrays.terms, spec.terms)):
         for i, j in enumerate(term.mu_free):
             col = t.Z[:, j]
             if _constant(col) and col[0] != 0:
-                moves_b = method == "joint" and term.centred
+                moves_b = k not in collapsed and term.centred
                 return Basis(term.name("mu"), i, term.name("b") if moves_b else None,
                              j), float(col[0])
     return NONE, 1.0
@@ -99,9 +99,9 @@ def _level_values(col: np.ndarray, cluster: np.ndarray, N: int) -> np.ndarray | 
     return first if np.array_equal(first[cluster], col) else None
 
 
-def _level_shifts(arrays, spec, method: str) -> tuple[tuple, dict]:
+def _level_shifts(arrays, spec, collapsed: tuple) -> tuple[tuple, dict]:
     """((b block, column), ...) and {b block: (N_k, p) weights} of rule 2."""
-    if method != "joint" or not spec.p:
+    if not spec.p:
         return (), {}
     X = arrays.X
     means = np.mean(X, axis=0)
@@ -109,8 +109,8 @@ def _level_shifts(arrays, spec, method: str) -> tuple[tuple, dict]:
     for j in range(X.shape[1]):
         taken[j] = _constant(X[:, j])
     static, weights = [], {}
-    for t, term in zip(arrays.terms, spec.terms):
-        if not term.centred:
+    for k, (t, term) in enumerate(zip(arrays.terms, spec.terms)):
+        if not term.centred or k in collapsed:
             continue
         const = [j for j in range(term.q) if _constant(t.Z[:, j]) and t.Z[0, j] != 0]
         if not const:
@@ -128,22 +128,23 @@ def _level_shifts(arrays, spec, method: str) -> tuple[tuple, dict]:
     return tuple(static), weights
 
 
-def centring(arrays, spec, method: str) -> tuple[Basis, dict]:
-    """The centred basis of a model sampled by `method` ("joint" or "collapsed").
+def centring(arrays, spec, collapsed: tuple = ()) -> tuple[Basis, dict]:
+    """The centred basis of a model whose terms `collapsed` (indices) have b integrated out
+    and the others sampled.
 
     Returns:
         (Basis, shift: {"alpha": {block: (size,) numpy}, "levels": {b block: (N_k, p)}}).
-        A term's free mu counts in alpha where it enters the likelihood directly: always
-        when b is integrated out, else when the term is non-centred (b = mu + L z).
+        A term's free mu counts in alpha where it enters the likelihood directly: when its
+        b is integrated out, or sampled non-centred (b = mu + L z).
     """
-    intercept, c = _find_intercept(arrays, spec, method)
-    levels, level_w = _level_shifts(arrays, spec, method)
+    intercept, c = _find_intercept(arrays, spec, collapsed)
+    levels, level_w = _level_shifts(arrays, spec, collapsed)
     alpha = {}
     if intercept.block is not None:
         if spec.p:
             alpha["beta"] = _weights(arrays.X, c)
-        for t, term in zip(arrays.terms, spec.terms):
-            if term.mu_free and (method == "collapsed" or not term.centred):
+        for k, (t, term) in enumerate(zip(arrays.terms, spec.terms)):
+            if term.mu_free and (k in collapsed or not term.centred):
                 alpha[term.name("mu")] = _weights(t.Z[:, list(term.mu_free)], c)
         alpha = {k: w for k, w in alpha.items() if np.any(w != 0)}
         if not alpha:

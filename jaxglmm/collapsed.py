@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
-from .density import ModelData, ModelSpec, Psi, log_prior_psi, unpack
+from .density import ModelData, ModelSpec, Psi, TermPsi, TermSpec, log_prior_psi, unpack
 
 Array = jax.Array
 
@@ -116,18 +116,41 @@ class _GeneralChol(NamedTuple):
         return jax.vmap(lambda c, x: solve_triangular(c.T, x, lower=False))(self.L, b)
 
 
-def _posterior_precision(psi: Psi, stats: SufficientStats, spec: ModelSpec):
-    """Omega (q, q) and the Cholesky factors of A_i = Omega + tau Z_i'Z_i (N clusters)."""
-    L = psi.chol
-    eye = jnp.eye(spec.q, dtype=L.dtype)
-    if spec.factor == "D":
+def term_precision(t: TermPsi, term: TermSpec, tau: Array, ZtZ: Array):
+    """Omega (q, q) of one term and the Cholesky factors of A_i = Omega + tau Z_i'Z_i over
+    its N levels (ZtZ (N, q, q))."""
+    L = t.chol
+    eye = jnp.eye(term.q, dtype=L.dtype)
+    if term.factor == "D":
         L_inv = solve_triangular(L, eye, lower=True)
         omega = L_inv.T @ L_inv
     else:
         omega = L @ L.T
-    A = omega + psi.tau * stats.ZtZ
-    chol = batched_cholesky(A) if spec.q <= UNROLL_MAX_Q else _GeneralChol(jnp.linalg.cholesky(A))
+    A = omega + tau * ZtZ
+    chol = batched_cholesky(A) if term.q <= UNROLL_MAX_Q else _GeneralChol(jnp.linalg.cholesky(A))
     return omega, chol
+
+
+def _posterior_precision(psi: Psi, stats: SufficientStats, spec: ModelSpec):
+    """Omega (q, q) and the Cholesky factors of A_i = Omega + tau Z_i'Z_i (N clusters)."""
+    return term_precision(psi.terms[0], spec.terms[0], psi.tau, stats.ZtZ)
+
+
+def marginal_from_residual(chol_A, logdet_omega: Array, tau: Array, v: Array, rr: Array,
+                           n: Array, N: int) -> Array:
+    """sum_i log N(r_i | 0, Z_i D Z_i' + I / tau) from v_i = Z_i'r_i (N, q), rr = sum r'r
+    and n observations, with chol_A the factors of A_i = Omega + tau Z_i'Z_i, ()."""
+    w = chol_A.solve_lower(v)                                         # (N, q)
+    quad = tau * rr - tau**2 * jnp.sum(w**2)
+    logdet_V = chol_A.log_det() - N * logdet_omega - n * jnp.log(tau)
+    return -0.5 * (n * jnp.log(2 * jnp.pi) + logdet_V + quad)
+
+
+def draw_from_precision(key: Array, chol_A, rhs: Array) -> Array:
+    """One draw of b (N, q) from N(A_i^{-1} rhs_i, A_i^{-1}) per level."""
+    eps = jax.random.normal(key, rhs.shape, rhs.dtype)
+    # A = C C':  mean = C^{-T} C^{-1} rhs,  C^{-T} eps ~ N(0, A^{-1})
+    return chol_A.solve_upper(chol_A.solve_lower(rhs) + eps)
 
 
 def _Zt_residual(psi: Psi, stats: SufficientStats) -> Array:
@@ -143,12 +166,8 @@ def log_marginal_likelihood(psi: Psi, stats: SufficientStats, spec: ModelSpec) -
     _, chol_A = _posterior_precision(psi, stats, spec)
     w = jnp.concatenate([psi.beta, psi.mu])
     rr = stats.yty - 2.0 * w @ stats.Wty + w @ stats.WtW @ w        # sum_i r_i'r_i
-    v = chol_A.solve_lower(_Zt_residual(psi, stats))                  # (N, q)
-    quad = psi.tau * rr - psi.tau**2 * jnp.sum(v**2)
-    logdet_A = chol_A.log_det()
-    n = jnp.sum(stats.m)
-    logdet_V = logdet_A - spec.N * psi.logdet_omega - n * jnp.log(psi.tau)
-    return -0.5 * (n * jnp.log(2 * jnp.pi) + logdet_V + quad)
+    return marginal_from_residual(chol_A, psi.logdet_omega, psi.tau,
+                                  _Zt_residual(psi, stats), rr, jnp.sum(stats.m), spec.N)
 
 
 def log_posterior_collapsed(position: dict, stats: SufficientStats, spec: ModelSpec) -> Array:
@@ -163,6 +182,4 @@ def draw_b(key: Array, psi: Psi, stats: SufficientStats, spec: ModelSpec) -> Arr
     rhs = omega @ psi.mu + psi.tau * stats.Zty
     if stats.ZtX.shape[-1]:
         rhs = rhs - psi.tau * stats.ZtX @ psi.beta
-    eps = jax.random.normal(key, rhs.shape, rhs.dtype)
-    # A = C C':  mean = C^{-T} C^{-1} rhs,  C^{-T} eps ~ N(0, A^{-1})
-    return chol_A.solve_upper(chol_A.solve_lower(rhs) + eps)
+    return draw_from_precision(key, chol_A, rhs)

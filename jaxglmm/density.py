@@ -191,9 +191,11 @@ def _term_effects(position: dict, t: TermPsi, term: TermSpec) -> Array:
     return t.mu + solve_triangular(t.chol.T, z.T, lower=False).T
 
 
-def random_effects(position: dict, psi: Psi, spec: ModelSpec) -> tuple:
-    """Cluster coefficients (b_1 (N_1, q_1), ..., b_K) from the position, one per term."""
-    return tuple(_term_effects(position, t, term) for t, term in zip(psi.terms, spec.terms))
+def random_effects(position: dict, psi: Psi, spec: ModelSpec, skip: int | None = None) -> tuple:
+    """Cluster coefficients (b_1 (N_1, q_1), ..., b_K) from the position, one per term;
+    None for term `skip` (integrated out, so not in the position)."""
+    return tuple(None if k == skip else _term_effects(position, t, term)
+                 for k, (t, term) in enumerate(zip(psi.terms, spec.terms)))
 
 
 def _as_terms(b) -> tuple:
@@ -202,10 +204,11 @@ def _as_terms(b) -> tuple:
 
 def linear_predictor(b, beta: Array, data: ModelData) -> Array:
     """eta = offset + X beta + sum_k z_kij' b_k[cluster_k], (n_obs,); b an (N, q) array
-    (one term) or a tuple of them."""
+    (one term) or a tuple of them (a None term is left out)."""
     eta = data.offset
     for b_k, (Z, cluster) in zip(_as_terms(b), term_designs(data)):
-        eta = eta + jnp.sum(Z * b_k[cluster], axis=1)
+        if b_k is not None:
+            eta = eta + jnp.sum(Z * b_k[cluster], axis=1)
     if data.X.shape[1]:
         eta = eta + data.X @ beta
     return eta
@@ -229,9 +232,10 @@ def _log_prior_term_b(position: dict, t: TermPsi, b: Array, term: TermSpec) -> A
 
 def log_prior_b(position: dict, psi: Psi, b, spec: ModelSpec) -> Array:
     """Sum over terms of log p(z) (non-centred: standard normal) or log p(b | mu, D)
-    (centred), ()."""
+    (centred), (); a None term (integrated out) is left out."""
     return sum(_log_prior_term_b(position, t, b_k, term)
-               for t, b_k, term in zip(psi.terms, _as_terms(b), spec.terms))
+               for t, b_k, term in zip(psi.terms, _as_terms(b), spec.terms)
+               if b_k is not None)
 
 
 def _log_prior_term(t: TermPsi, term: TermSpec) -> Array:

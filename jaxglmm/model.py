@@ -16,6 +16,7 @@ from .density import ModelData, ModelSpec, TermSpec, log_posterior, natural_draw
 from .design import ArrayData, choose_centred, prepare_arrays
 from .families import Family, make_family
 from .parameters import n_chol
+from .partial import collapsed_term, draw_b_partial, log_posterior_partial, partial_data
 from .priors import Flat, Normal, Priors, default_priors, describe_priors, resolve_priors
 from .results import Fit
 from .sampling import (SamplerConfig, compile_seconds, default_chain_method, sample_chains,
@@ -80,6 +81,7 @@ def _as_key(seed):
 
 
 _sufficient_stats = jax.jit(collapsed.sufficient_stats, static_argnums=1)
+_partial_data = jax.jit(partial_data, static_argnums=(1, 2))
 
 
 @jax.jit
@@ -350,9 +352,23 @@ class GLMM:
         dict per chain (without the random effects when b is integrated out)."""
         method = self._resolve_method(method)
         init_key = jax.random.split(_as_key(seed), 3)[0]
-        return [{k: v for k, v in self.initial_position(k_c).items()
-                 if method != "collapsed" or not _is_latent(k)}
+        gone = self._integrated_names(method)
+        return [{k: v for k, v in self.initial_position(k_c).items() if k not in gone}
                 for k_c in jax.random.split(init_key, chains)]
+
+    def collapsed_terms(self, method: str = "auto") -> tuple:
+        """Indices of the random-effect terms whose b `method` integrates out: none for
+        "joint"; for "collapsed" the only term, or with several terms the one with the most
+        levels (`jaxglmm.partial`)."""
+        method = self._resolve_method(method)
+        if method == "joint":
+            return ()
+        return (0,) if len(self.spec.terms) == 1 else (collapsed_term(self.spec),)
+
+    def _integrated_names(self, method: str) -> set:
+        """Position names of the latent effects that `method` integrates out."""
+        terms = [self.spec.terms[k] for k in self.collapsed_terms(method)]
+        return {t.name(base) for t in terms for base in LATENT}
 
     def constrain(self, position: dict) -> dict:
         """Natural-scale parameters of one unconstrained position: beta, mu, tau, sigma, D,
@@ -361,10 +377,10 @@ class GLMM:
 
     @property
     def can_collapse(self) -> bool:
-        """Whether b can be integrated out exactly (gaussian family, identity link, one
-        random-effect term)."""
+        """Whether b can be integrated out exactly (gaussian family, identity link): all of
+        it with one random-effect term, one term's with several."""
         f = self.spec.family
-        return f.name == "gaussian" and f.link == "identity" and len(self.spec.terms) == 1
+        return f.name == "gaussian" and f.link == "identity"
 
     def _mass_matrix(self, method: str, mass_matrix: str, dense_mass) -> str:
         """The mass matrix form for `method` (see `sample`)."""
@@ -375,15 +391,17 @@ class GLMM:
         if mass_matrix not in MASS_MATRICES:
             raise ValueError(f"mass_matrix={mass_matrix!r} is unknown; choose one of "
                              f"{', '.join(map(repr, MASS_MATRICES))}.")
-        if mass_matrix == "block" and method != "joint":
+        sampled_b = self._n_sampled(method) > self._n_sampled(method, latent=False)
+        if mass_matrix == "block" and not sampled_b:
             raise ValueError("mass_matrix='block': needs sampled random effects "
                              "(method='joint'); b is integrated out here.")
         if mass_matrix != "auto":
             return mass_matrix
-        if self._n_sampled(method) <= DENSE_MAX_DIM and not (
-                method == "joint" and self.spec.family.name == "gaussian"):
+        if method == "joint" and self.spec.family.name == "gaussian":
+            return "diagonal"
+        if self._n_sampled(method) <= DENSE_MAX_DIM:
             return "dense"
-        return "block" if method == "joint" else "diagonal"
+        return "block" if sampled_b else "diagonal"
 
     @staticmethod
     def _psi_indices(template: dict) -> tuple:
@@ -397,10 +415,12 @@ class GLMM:
             start += size
         return tuple(out)
 
-    def _n_sampled(self, method: str) -> int:
-        """Number of unconstrained parameters the sampler moves under `method`."""
+    def _n_sampled(self, method: str, latent: bool = True) -> int:
+        """Number of unconstrained parameters the sampler moves under `method` (without
+        the random effects when not `latent`)."""
+        gone = self._integrated_names(method)
         return int(sum(np.size(v) for k, v in self._init_loc.items()
-                       if method == "joint" or not _is_latent(k)))
+                       if k not in gone and (latent or not _is_latent(k))))
 
     def _resolve_method(self, method: str) -> str:
         if method not in METHODS:
@@ -408,8 +428,7 @@ class GLMM:
                              f"{', '.join(map(repr, METHODS))}.")
         if method == "collapsed" and not self.can_collapse:
             raise ValueError("method='collapsed': b can be integrated out only for the "
-                             "gaussian family with the identity link and one random-effect "
-                             "term; use method='joint'.")
+                             "gaussian family with the identity link; use method='joint'.")
         if method == "auto":
             return "collapsed" if self.can_collapse else "joint"
         return method
@@ -422,7 +441,7 @@ class GLMM:
                              f"{', '.join(map(repr, BASES))}.")
         if basis == "none":
             return NONE_BASIS, {"alpha": {}, "levels": {}}
-        return centring(self.arrays, self.spec, method)
+        return centring(self.arrays, self.spec, self.collapsed_terms(method))
 
     def _problem(self, method: str, template: dict, keep_b: bool = True,
                  basis: str = "none"):
@@ -450,6 +469,8 @@ class GLMM:
             def transform(x, data, key):
                 return drop_b(natural_draw(user(x, data[1]), spec))
             return (self._data(), shift), unravel, make_logdensity, transform
+        if len(spec.terms) > 1:
+            return self._partial_problem(unravel, user, drop_b, shift, keep_b)
 
         stats = _sufficient_stats(self._data(), spec.N)
 
@@ -466,6 +487,44 @@ class GLMM:
             psi, _ = unpack(position, spec)
             return natural_draw(position, spec, b=collapsed.draw_b(key, psi, stats, spec))
         return (stats, shift), unravel, make_logdensity, transform
+
+    def _partial_problem(self, unravel, user, drop_b, shift, keep_b: bool):
+        """_problem's pieces for several terms, one of them integrated out
+        (`jaxglmm.partial`)."""
+        spec = self.spec
+        c = collapsed_term(spec)
+        pdata = _partial_data(self._data(), spec, c)
+
+        def make_logdensity(data):
+            pdata, shift = data
+            return lambda x: log_posterior_partial(user(x, shift), pdata, spec, c)
+
+        def transform(x, data, key):
+            pdata, shift = data
+            position = user(x, shift)
+            if not keep_b:
+                zeros = tuple(jnp.zeros((t.N, t.q), x.dtype) for t in spec.terms)
+                return drop_b(natural_draw(position, spec, b=zeros))
+            return natural_draw(position, spec, b=draw_b_partial(key, position, pdata, spec, c))
+        return (pdata, shift), unravel, make_logdensity, transform
+
+    def _describe_parametrisation(self, method: str) -> str:
+        """fit.info["parametrisation"]: how each term's b is handled."""
+        spec, gone = self.spec, self.collapsed_terms(method)
+        if len(spec.terms) == 1 and gone:
+            return "b integrated out"
+
+        def kind(t):
+            return "centred" if t.centred else "non-centred"
+        sampled = [t for k, t in enumerate(spec.terms) if k not in gone]
+        kinds = sorted({kind(t) for t in sampled})
+        text = kinds[0] if len(kinds) == 1 and not gone else ", ".join(
+            f"{kind(t)} {t.key[1:]}" for t in sampled)
+        if self.centred_auto:
+            text += " (chosen by the data)"
+        if gone:
+            text = f"b{spec.terms[gone[0]].key} integrated out; " + text
+        return text
 
     def _position_names(self) -> dict:
         """Element names of the population blocks: "beta" -> x names, "mu..." -> the free
@@ -579,13 +638,7 @@ class GLMM:
             config, cache_key=(spec, method, run["keep_b"], layout), progress=progress,
             chunk=run["chunk"], timings=timings, thin=run["thin"], resume=resume,
             start_step=start_step, scale=self._sampler_scale(run["template"]))
-        kinds = sorted({"centred" if t.centred else "non-centred" for t in spec.terms})
-        if len(spec.terms) > 1 and len(kinds) > 1:
-            kinds = [", ".join(f"{'centred' if t.centred else 'non-centred'} {t.key[1:]}"
-                               for t in spec.terms)]
-        parametrisation = "b integrated out" if method == "collapsed" else kinds[0]
-        if method == "joint" and self.centred_auto:
-            parametrisation += " (chosen by the data)"
+        parametrisation = self._describe_parametrisation(method)
         info = {"method": method, "parametrisation": parametrisation, "factor": spec.factor,
                 "chains": run["chains"], "warmup": run["warmup"],
                 "draws": next(iter(stats.values())).shape[1], "thin": run["thin"],
