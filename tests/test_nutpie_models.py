@@ -150,3 +150,25 @@ def test_nutpie_posterior_matches_stan_reference():
         report.append(f"{param}: nutpie {x.mean():.4f} ref {r['mean']:.4f} z {z:+.2f}")
         bad += [param] if abs(z) >= Z_CRIT else []
     assert not bad, "\n".join(report)
+
+
+@pytest.mark.parametrize("name", ["cbpp", "epil", "sim_logit", "sleepstudy_hyper"])
+def test_numpyro_centred_joint_equals_jaxglmm_up_to_a_constant(name):
+    """NumPyro's joint_centred model (benchmarks/numpyro_models.py), added with the nutpie peer
+    so that both peers get the centred parametrisation where jaxglmm's data rule picks it."""
+    import numpyro_models as nm
+    entry = bench.load_catalogue()[name]
+    df = bench.load_data(entry)
+    glmm = bench.model_from_entry(entry, data=df, centred=True)
+    problem = nm.make_problem(name, entry, df, "joint_centred")
+
+    @jax.jit
+    def difference(position, data):
+        params = problem.unconstrained_from_natural(glmm.constrain(position))
+        return -problem.potential_fn()(params, data) - glmm.logdensity_fn(position)
+
+    diffs = np.array([float(difference(pos, problem.data)) for pos in _points(glmm, 4)])
+    np.testing.assert_allclose(diffs, diffs[0], atol=1e-9)
+    params = problem.unconstrained_from_natural(glmm.constrain(_points(glmm, 1)[0]))
+    assert sorted(params) == sorted(problem.sites)
+    assert problem.dimension == sum(np.size(v) for v in params.values())
