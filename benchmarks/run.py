@@ -588,7 +588,8 @@ PEERS = ("nutpie", "numpyro")
 SCALING_COLUMNS = [("family", "family", ""), ("N", "n_clusters", "d"), ("n_obs", "n_obs", "d"),
                    ("method", "method", ""), ("grad ms", "grad_ms", ".3g"),
                    ("compile s", "compile_s", ".1f"), ("sampling s", "sampling_s", ".3g"),
-                   ("steps/draw", "steps_per_draw", ".1f"), ("min ESS bulk", "min_ess_bulk", ".0f"),
+                   ("run s", "run_s", ".3g"), ("steps/draw", "steps_per_draw", ".1f"),
+                   ("min ESS bulk", "min_ess_bulk", ".0f"),
                    ("ESS/s", "ess_per_s", ".3g"), ("jaxglmm / this", "ratio", ".2f"),
                    ("max R-hat", "max_rhat", ".3f"), ("peak MiB", "peak_mib", ".0f")]
 
