@@ -264,10 +264,8 @@ def compile_nutpie(problem: Problem):
     return nutpie.compile_pymc_model(problem.model, var_names=keep)
 
 
-def flat_point(compiled, values: dict[str, np.ndarray]) -> np.ndarray:
-    """The flat unconstrained vector nutpie's logp function takes, from values by name."""
-    names, slices, shapes = compiled.shape_info
-    x = np.zeros(compiled.n_dim)
-    for name, sl, shape in zip(names, slices, shapes):
-        x[sl] = np.asarray(values[name], dtype=float).reshape(-1)
-    return x
+def flat_point(problem: Problem, values: dict[str, np.ndarray]) -> np.ndarray:
+    """The flat unconstrained vector nutpie's logp function takes (the value variables of
+    `model.free_RVs`, in order, each raveled, as nutpie joins them), from values by name."""
+    return np.concatenate([np.asarray(values[name], dtype=float).reshape(-1)
+                           for name in problem.value_names])

@@ -278,7 +278,7 @@ def _nutpie_check_logp(problem, compiled, glmm, seed: int, n_points: int = 3) ->
     diffs = []
     for key in jax.random.split(jax.random.key(seed + 1000), n_points):
         pos = glmm.initial_position(key)
-        x = pmm.flat_point(compiled, problem.unconstrained_from_natural(glmm.constrain(pos)))
+        x = pmm.flat_point(problem, problem.unconstrained_from_natural(glmm.constrain(pos)))
         diffs.append(float(compiled.logp_func(x)[0]) - float(ours(pos)))
     return max(abs(d - diffs[0]) for d in diffs)
 

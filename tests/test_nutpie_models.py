@@ -100,15 +100,16 @@ def test_padding_adds_only_the_unit_normal_constant():
 
 
 def test_nutpie_compiled_log_density_equals_jaxglmm_up_to_a_constant():
-    """nutpie's numba log density (what it samples) and its gradient's length, on epil
-    centred (every gaussian-free piece: Poisson, Normal b, Potential)."""
-    glmm, problem = _setup("epil", "centred")
+    """nutpie's numba log density (what it samples) and its gradient's length, on
+    sleepstudy_hyper centred: log-transformed d, tau, gamma beside the Flat chol and the
+    MvNormal b, so the flat layout (value variables in model order) is exercised."""
+    glmm, problem = _setup("sleepstudy_hyper", "centred")
     compiled = pmm.compile_nutpie(problem)
     assert compiled.n_dim == problem.dimension
     ours = jax.jit(glmm.logdensity_fn)
     diffs = []
     for pos in _points(glmm, 3):
-        x = pmm.flat_point(compiled, problem.unconstrained_from_natural(glmm.constrain(pos)))
+        x = pmm.flat_point(problem, problem.unconstrained_from_natural(glmm.constrain(pos)))
         logp, grad = compiled.logp_func(x)
         assert np.shape(grad) == (problem.dimension,)
         diffs.append(float(logp) - float(ours(pos)))
