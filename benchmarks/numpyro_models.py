@@ -16,6 +16,9 @@ with d ~ Gamma(g, h) and gamma_j ~ Gamma(g_j, h_j) where the entry makes them ra
   NumPyro adds the Jacobian of its own unconstrained -> L transform (log-diagonal, then the
   strict lower triangle) itself, as jaxglmm does for its "chol" vector: the two unconstrained
   spaces differ by a permutation of coordinates, so the log densities agree up to a constant.
+- `joint_centred` (every family): b_i ~ N_q(mu, L L') itself (MultivariateNormal with
+  scale_tril=L), the better choice where every cluster's data pin its b_i down (jaxglmm's data
+  rule picks it for cbpp and epil); the rest as `joint`.
 - `marginal` (gaussian, identity link): b integrated out, one multivariate normal per cluster
   (Lai, Domke and Sheldon, NeurIPS 2024, "Hamiltonian Monte Carlo inference of marginalized
   linear mixed-effects models"), y_i ~ N(X_i beta + Z_i mu, Z_i D Z_i' + I / tau). Ragged
@@ -39,7 +42,7 @@ import numpyro.distributions as dist
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import LowerCholeskyTransform
 
-KINDS = ("joint", "marginal")
+KINDS = ("joint", "joint_centred", "marginal")
 FAMILY_LINKS = {"gaussian": "identity", "bernoulli": "logit", "binomial": "logit",
                 "poisson": "log"}
 
@@ -171,15 +174,20 @@ def _log_likelihood_site(family: str, eta, y, trials, tau):
     return numpyro.sample("y", dist.Poisson(jnp.exp(eta)), obs=y)
 
 
-def joint_model(y, X, Z, cluster, trials, *, N: int, family: str, prior: Prior):
-    """Joint model, non-centred b = mu + z L' (see the module docstring)."""
+def joint_model(y, X, Z, cluster, trials, *, N: int, family: str, prior: Prior,
+                centred: bool = False):
+    """Joint model, non-centred b = mu + z L' or centred b (see the module docstring)."""
     p, q = X.shape[1], Z.shape[1]
     beta = _location("beta", prior.beta, p) if p else None
     mu = _location("mu", prior.mu, q)
     tau = _tau(prior) if family == "gaussian" else None
     L = _covariance_factor(prior, q)
-    z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([N, q]).to_event(2))
-    b = mu + z @ L.T                                        # (N, q)
+    if centred:
+        b = numpyro.sample("b", dist.MultivariateNormal(mu, scale_tril=L).expand([N])
+                           .to_event(1))
+    else:
+        z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([N, q]).to_event(2))
+        b = mu + z @ L.T                                    # (N, q)
     eta = jnp.sum(Z * b[cluster], axis=1)                   # (n_obs,)
     if p:
         eta = eta + X @ beta
@@ -225,7 +233,7 @@ class Problem:
         if self.family == "gaussian":
             out += (("d",) if self.prior.random_d else ()) + ("tau",)
         out += (("gamma",) if self.prior.random_gamma else ()) + ("L",)
-        return out + (("z",) if self.kind == "joint" else ())
+        return out + {"joint": ("z",), "joint_centred": ("b",)}.get(self.kind, ())
 
     @property
     def dimension(self) -> int:
@@ -234,7 +242,7 @@ class Problem:
         n = self.p + q + q * (q + 1) // 2
         n += (self.family == "gaussian") + self.prior.random_d
         n += q * self.prior.random_gamma
-        return n + (self.N * q if self.kind == "joint" else 0)
+        return n + (self.N * q if self.kind != "marginal" else 0)
 
     def reference_draws(self, samples: dict) -> dict[str, np.ndarray]:
         """Draws (C, S, ...) of the sites -> the reference quantities of models.json (beta[k],
@@ -287,6 +295,8 @@ class Problem:
             centred = jnp.swapaxes(nat["b"] - nat["mu"][..., None, :], -1, -2)   # (.., q, N)
             z = jax.scipy.linalg.solve_triangular(L, centred, lower=True)
             out["z"] = jnp.swapaxes(z, -1, -2)
+        elif self.kind == "joint_centred":
+            out["b"] = jnp.asarray(nat["b"])
         return out
 
 
@@ -312,9 +322,10 @@ def make_problem(name: str, entry: dict, df, kind: str = "joint") -> Problem:
     arrays = design(entry, df)
     N = int(arrays["cluster"].max()) + 1
     p, q = arrays["X"].shape[1], arrays["Z"].shape[1]
-    if kind == "joint":
+    if kind != "marginal":
         data = {k: jnp.asarray(v) for k, v in arrays.items()}
-        model = partial(joint_model, N=N, family=family, prior=prior)
+        model = partial(joint_model, N=N, family=family, prior=prior,
+                        centred=kind == "joint_centred")
     else:
         data = {k: jnp.asarray(v) for k, v in pad_clusters(arrays).items()}
         model = partial(marginal_model, prior=prior)

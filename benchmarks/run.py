@@ -1,42 +1,68 @@
-"""Benchmark jaxglmm against NumPyro on the models of shared/bench/models.json.
+"""Benchmark jaxglmm against nutpie (PyMC models) and NumPyro on the models of
+shared/bench/models.json.
 
     python benchmarks/run.py [--quick] [--models a,b] [--chains 4 --warmup 1000 --draws 1000]
-                             [--seed 1] [--out benchmarks/results] [--scaling]
+                             [--seed 1] [--out benchmarks/results] [--peers nutpie,numpyro]
+                             [--nutpie-kinds auto] [--nutpie-cores N] [--scaling]
 
 Every model is fitted with jaxglmm with all its defaults (method: collapsed for gaussian
 models, joint otherwise; its data-driven centred/non-centred choice; its mass-matrix rule; its
-chain method, sequential on CPU and vectorised on a GPU) and with NumPyro NUTS (the joint
-non-centred model for every model, the marginal model of Lai, Domke and Sheldon too for
-gaussian ones; benchmarks/numpyro_models.py), with the same chains, warmup, draws and seed,
-the same sampler settings (target acceptance 0.8, tree depth 10, the same chain_method, see
---numpyro-chains; NumPyro's mass matrix dense by jaxglmm's rule applied to NumPyro's own
-dimension, see --numpyro-mass) and the same starting points on the natural scale. Method
-labels carry the parametrisation (nc / c: non-centred / centred b), "dense" for a dense mass
-matrix and "seq" when the chains run one after the other. Each fit runs in its own
-subprocess, so that its peak memory
-(ru_maxrss) and its compilation are its own.
+chain method, sequential on CPU and vectorised on a GPU) and with two peers, each in the
+parametrisation a careful user would write (the Cholesky factor of D; b non-centred, centred
+where the data dominate, or integrated out for gaussian models), same data, priors, chains,
+warmup, draws and seed:
+
+- nutpie (benchmarks/pymc_models.py) with its defaults: numba backend, diagonal mass matrix
+  adapted from draws and gradients, target acceptance 0.8, tree depth 10, its own jittered
+  starting points, chains in parallel threads on min(chains, CPUs) cores (--nutpie-cores 1
+  runs them one after the other). Its joint model is centred where jaxglmm's data rule picks
+  centred (cbpp, epil; --nutpie-kinds auto, the default), non-centred otherwise; gaussian
+  models add the marginal model. Before sampling, nutpie's compiled log density is checked
+  equal to jaxglmm's up to a constant at matched points (column "logp check").
+- NumPyro NUTS (benchmarks/numpyro_models.py): the joint model, centred or non-centred by the
+  same rule as nutpie's (--numpyro-kinds), the marginal model of Lai, Domke and Sheldon too
+  for gaussian ones, with its log density checked the same way, jaxglmm's sampler
+  settings (target acceptance 0.8, tree depth 10, the same chain_method, see
+  --numpyro-chains: one chain after the other on CPU; NumPyro's mass matrix dense by
+  jaxglmm's rule applied to NumPyro's own dimension, see --numpyro-mass) and the same
+  starting points on the natural scale.
+
+Method labels carry the parametrisation (nc / c: non-centred / centred b), "dense" for a dense
+mass matrix, "seq" when the chains run one after the other, "N threads" for nutpie's parallel
+chains; the "parametrisation" column says it in words. Each fit runs in its own subprocess, so
+that its peak memory (ru_maxrss) and its compilation are its own.
 
 Times in the table (seconds, wall clock):
   compile s   time spent tracing, lowering and compiling (JAX's compile events, the union of
-              their time spans while the fit runs); a first "tiny run" would not measure it,
-              because neither library reuses compiled code across runs of other lengths.
+              their time spans while the fit runs; nutpie: nutpie.compile_pymc_model, i.e.
+              PyTensor's rewrites and numba); a first "tiny run" would not measure it for the
+              JAX engines, because neither reuses compiled code across runs of other lengths.
+              nutpie's compiled model is warmed by a tiny run (first_call_s in the JSON).
   warmup s    warmup (adaptation) time without the compilation inside it.
   sampling s  time to draw and transform the kept draws, without compilation.
+  run s       warmup + sampling: what the user waits for once the model is compiled. nutpie
+              reports no phase times, so its run s is the wall time of nutpie.sample and its
+              warmup / sampling columns (shown with "~") split it by leapfrog steps.
   grad ms     one jitted value-and-gradient of the log density for all chains at once
-              (vmapped), median of several calls: the cost per leapfrog step.
+              (vmapped), median of several calls: the cost per leapfrog step (nutpie: chains x
+              one call of its numba function from Python, call overhead included).
 ESS/s is the smallest bulk ESS over psi (every quantity of `jaxglmm.bench.reference_draws`:
-beta, mu, sigma, tau, D, sd, corr, d, gamma) divided by sampling s; "jaxglmm / this" is
-jaxglmm's ESS/s over the row's; "max z vs jaxglmm" is the largest |difference of the two
-posterior means| / combined MCSE over psi, a check that both sample the same posterior.
-NumPyro runs MCMC.warmup() then MCMC.run() (to time the phases apart), which compiles two
-programs where a single run() compiles one. For sim_lmm_big (200k observations) NumPyro runs
-only the per-gradient timing (a full joint run costs hours); --numpyro-full runs it anyway.
+beta, mu, sigma, tau, D, sd, corr, d, gamma) divided by run s (warmup + draws, compile
+excluded; the JSON keeps ess_per_sampling_s too); "jaxglmm / this" is jaxglmm's ESS/s over
+the row's; "max z vs jaxglmm" is the largest |difference of the two posterior means| /
+combined MCSE over psi, a check that both sample the same posterior. A second table gives per
+model jaxglmm's ESS/s against the best row of each peer (with the parametrisation it used):
+the ratio to the better of the two and to each. NumPyro runs MCMC.warmup() then MCMC.run() (to
+time the phases apart), which compiles two programs where a single run() compiles one. For
+sim_lmm_big (200k observations) the peers run only the per-gradient timing (a full joint run
+costs hours); --numpyro-full / --nutpie-full run them anyway.
 
 --scaling: gaussian (make_data.sim_lmm, priors of sim_lmm_big) and bernoulli
 (make_data.sim_logit, priors of sim_logit) models at 1e3, 1e4 and 1e5 clusters: per-gradient
-times for every method, and ESS/s from a short run up to --scaling-sample-max clusters.
+times for every method, and ESS/s from a short run up to --scaling-sample-max clusters
+(jaxglmm and NumPyro only).
 
-Results: a table on stdout and JSON (every row, the settings and the machine) in
+Results: tables on stdout and JSON (every row, the settings and the machine) in
 <out>/<date>-<host>[-quick|-scaling].json.
 """
 from __future__ import annotations
@@ -193,6 +219,7 @@ def _fit_jaxglmm(glmm, method, task, clock):
         "library_compile_s": info.get("compile_s"),
         "parametrisation": info.get("parametrisation"),
         "mass_matrix": info.get("mass_matrix"),
+        "factor": info.get("factor", "D"),
         "chain_method": info.get("chain_method", "vectorized"),
         "steps_per_draw": float(np.mean(fit.sample_stats["n_steps"])),
         "divergences": fit.num_divergences,
@@ -228,13 +255,146 @@ def _fit_numpyro(problem, glmm, task, clock):
         "warmup_s": T1 - T0 - clock.within(T0, T1),
         "sampling_s": T2 - T1 - clock.within(T1, T2),
         "wall_s": T2 - T0,
-        "parametrisation": "non-centred" if problem.kind == "joint" else "b integrated out",
         "mass_matrix": "dense" if task["dense_mass"] else "diagonal",
         "chain_method": task["chain_method"],
         "steps_per_draw": float(np.mean(extra["num_steps"])),
         "divergences": int(np.sum(extra["diverging"])),
         "params": _summaries(problem.reference_draws(samples)),
     }
+
+
+def _nutpie_check_logp(problem, compiled, glmm, seed: int, n_points: int = 3) -> float:
+    """Largest |(nutpie - jaxglmm) - (the same at the first point)| of the log density at
+    `n_points` matched points (jaxglmm's random initial positions, mapped through the natural
+    scale): nutpie's own compiled log density (numba) equals jaxglmm's up to a constant."""
+    import jax
+    from jaxglmm import collapsed
+    import pymc_models as pmm
+    ours = glmm.logdensity_fn
+    if problem.kind == "marginal":
+        stats = collapsed.sufficient_stats(glmm._data(), glmm.spec.N)
+        ours = (lambda pos: collapsed.log_posterior_collapsed(
+            {k: v for k, v in pos.items() if k != "z"}, stats, glmm.spec))
+    diffs = []
+    for key in jax.random.split(jax.random.key(seed + 1000), n_points):
+        pos = glmm.initial_position(key)
+        x = pmm.flat_point(problem, problem.unconstrained_from_natural(glmm.constrain(pos)))
+        diffs.append(float(compiled.logp_func(x)[0]) - float(ours(pos)))
+    return max(abs(d - diffs[0]) for d in diffs)
+
+
+def _nutpie_grad_ms(compiled, chains: int, reps: int = 21) -> float:
+    """chains x the median time of one nutpie log density and gradient (its numba function
+    called from Python, call overhead included): nutpie evaluates each chain apart."""
+    import numpy as np
+    x = np.zeros(compiled.n_dim)
+    compiled.logp_func(x)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        compiled.logp_func(x)
+        times.append(time.perf_counter() - t)
+    return 1000.0 * chains * float(np.median(times))
+
+
+def _fit_nutpie(problem, compiled, task):
+    """nutpie.sample with its defaults (diagonal mass matrix adapted from draws and gradients,
+    target acceptance 0.8, tree depth 10, its own jittered starting points, chains in
+    parallel threads on min(chains, CPUs) cores unless --nutpie-cores). The compiled model is
+    warmed by a tiny run first (excluded). nutpie reports no phase times: run_s is the wall
+    time of warmup + draws; warmup_s and sampling_s split it by the leapfrog steps of each
+    phase (an estimate)."""
+    import numpy as np
+    import nutpie
+    kwargs = {} if task.get("nutpie_cores") is None else {"cores": task["nutpie_cores"]}
+    t = time.time()
+    nutpie.sample(compiled, chains=1, tune=5, draws=5, seed=task["seed"] + 1,
+                  progress_bar=False, **kwargs)
+    first_call_s = time.time() - t
+    T1 = time.time()
+    trace = nutpie.sample(compiled, chains=task["chains"], tune=task["warmup"],
+                          draws=task["draws"], seed=task["seed"], progress_bar=False, **kwargs)
+    T2 = time.time()
+    steps_w = float(trace.warmup_sample_stats["n_steps"].sum())
+    steps_s = float(trace.sample_stats["n_steps"].sum())
+    run_s = T2 - T1
+    cores = task.get("nutpie_cores") or min(task["chains"], os.cpu_count() or 1)
+    return {
+        "first_call_s": first_call_s,
+        "warmup_s": run_s * steps_w / (steps_w + steps_s),
+        "sampling_s": run_s * steps_s / (steps_w + steps_s),
+        "run_s": run_s,
+        "split_estimated": True,
+        "wall_s": T2 - T1,
+        "mass_matrix": "diagonal",
+        "chain_method": "sequential" if cores == 1 else f"parallel ({cores} threads)",
+        "nutpie_cores": cores,
+        "steps_per_draw": float(np.mean(trace.sample_stats["n_steps"])),
+        "divergences": int(np.sum(trace.sample_stats["diverging"])),
+        "params": _summaries(problem.reference_draws(trace.posterior)),
+    }
+
+
+def _data_rule_centred(glmm) -> bool:
+    """jaxglmm's data-driven choice for the joint model (`glmm` built with centred=None):
+    centred b where the data dominate the prior; gaussian models, which jaxglmm collapses,
+    are non-centred when sampled jointly."""
+    return bool(not glmm.can_collapse and glmm.spec.centred)
+
+
+def _glmm_like(entry, df, centred: bool):
+    from jaxglmm import bench
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return bench.model_from_entry(entry, data=df, centred=centred)
+
+
+def _numpyro_check_logp(problem, glmm, seed: int, n_points: int = 3) -> float:
+    """As _nutpie_check_logp, for NumPyro's potential (minus the log density)."""
+    import jax
+    from jaxglmm import collapsed
+    ours = glmm.logdensity_fn
+    if problem.kind == "marginal":
+        stats = collapsed.sufficient_stats(glmm._data(), glmm.spec.N)
+        ours = (lambda pos: collapsed.log_posterior_collapsed(
+            {k: v for k, v in pos.items() if k != "z"}, stats, glmm.spec))
+
+    @jax.jit
+    def difference(position, data):
+        params = problem.unconstrained_from_natural(glmm.constrain(position))
+        return -problem.potential_fn()(params, data) - ours(position)
+
+    diffs = [float(difference(glmm.initial_position(key), problem.data))
+             for key in jax.random.split(jax.random.key(seed + 1000), n_points)]
+    return max(abs(d - diffs[0]) for d in diffs)
+
+
+def _run_nutpie(row, name, entry, df, task, glmm_auto):
+    """The PyMC model of the entry: build, compile with nutpie (numba), check its log density
+    against jaxglmm's, then sample and/or time the gradient."""
+    import pymc_models as pmm
+    kind = task["kind"]
+    if kind == "auto":    # jaxglmm's data-driven rule: centred where the data dominate
+        kind = "centred" if _data_rule_centred(glmm_auto) else "joint"
+    row["method"] = f"nutpie {kind}"
+    t = time.time()
+    problem = pmm.make_problem(name, entry, df, kind)
+    row["build_s"] = time.time() - t
+    t = time.time()
+    compiled = pmm.compile_nutpie(problem)
+    row["compile_s"] = time.time() - t
+    glmm = _glmm_like(entry, df, centred=kind == "centred")
+    row["logp_check"] = _nutpie_check_logp(problem, compiled, glmm, task["seed"])
+    row["dimension"] = problem.dimension
+    row["parametrisation"] = {"joint": "non-centred", "centred": "centred",
+                              "marginal": "b integrated out"}[kind]
+    if task["kind"] == "auto":
+        row["parametrisation"] += " (chosen by the data)"
+    if task["sample"]:
+        row.update(_fit_nutpie(problem, compiled, task))
+        row["peak_mib"] = _peak_mib()
+    if task["grad"]:
+        row["grad_ms"] = _nutpie_grad_ms(compiled, task["chains"])
 
 
 def _dense_max_dim() -> int:
@@ -261,7 +421,9 @@ def run_worker(task: dict) -> dict:
         glmm = bench.model_from_entry(entry, data=df)
     row = {"n_obs": int(len(df)), "N": int(glmm.spec.N), "p": glmm.spec.p, "q": glmm.spec.q,
            "setup_mib": _peak_mib()}
-    if task["engine"] == "jaxglmm":
+    if task["engine"] == "nutpie":
+        _run_nutpie(row, name, entry, df, task, glmm)
+    elif task["engine"] == "jaxglmm":
         method = "collapsed" if glmm.can_collapse else "joint"
         row["method"] = f"jaxglmm {method}"
         if task["sample"]:
@@ -270,8 +432,17 @@ def run_worker(task: dict) -> dict:
         if task["grad"]:
             row["grad_ms"] = _jaxglmm_grad_ms(glmm, method, task["chains"], task["seed"])
     else:
-        problem = nm.make_problem(name, entry, df, task["kind"])
-        row["method"] = f"numpyro {task['kind']}"
+        kind = task["kind"]
+        if kind == "auto":
+            kind = "joint_centred" if _data_rule_centred(glmm) else "joint"
+        problem = nm.make_problem(name, entry, df, kind)
+        row["method"] = f"numpyro {kind.split('_')[0]}"
+        row["parametrisation"] = {"joint": "non-centred", "joint_centred": "centred",
+                                  "marginal": "b integrated out"}[kind]
+        if task["kind"] == "auto":
+            row["parametrisation"] += " (chosen by the data)"
+        row["logp_check"] = _numpyro_check_logp(
+            problem, _glmm_like(entry, df, centred=kind == "joint_centred"), task["seed"])
         if task.get("chain_method", "match") == "match":
             from jaxglmm.sampling import default_chain_method
             task["chain_method"] = default_chain_method()
@@ -288,19 +459,33 @@ def run_worker(task: dict) -> dict:
     if task["engine"] == "jaxglmm":
         row.setdefault("parametrisation", "b integrated out" if method == "collapsed"
                        else "centred" if glmm.spec.centred else "non-centred")
-    else:
-        row.setdefault("parametrisation", "non-centred" if task["kind"] == "joint"
-                       else "b integrated out")
     short = {"non-centred": "nc", "centred": "c"}.get(row["parametrisation"].split(" (")[0])
+    chains_tag = ("seq" if row.get("chain_method") == "sequential"
+                  else f"{row['nutpie_cores']} threads" if row.get("nutpie_cores") else None)
     tags = [t for t in (short, "dense" if row.get("mass_matrix") == "dense" else None,
-                        "seq" if row.get("chain_method") == "sequential" else None,
-                        None if task["sample"] else "grad only") if t]
+                        chains_tag, None if task["sample"] else "grad only") if t]
     if tags:
         row["method"] += f" ({', '.join(tags)})"
+    row["param_long"] = _param_long(row["parametrisation"], row.get("factor", "D"))
+    for phase in ("warmup_s", "sampling_s"):
+        if phase in row:   # nutpie's phases are split by leapfrog steps: shown with "~"
+            row[f"{phase}_shown"] = (f"~{row[phase]:.3g}" if row.get("split_estimated")
+                                     else row[phase])
     if "params" in row:
         row.update(_worst(row["params"]))
-        row["ess_per_s"] = row["min_ess_bulk"] / row["sampling_s"]
+        row.setdefault("run_s", row["warmup_s"] + row["sampling_s"])
+        row["ess_per_s"] = row["min_ess_bulk"] / row["run_s"]
+        row["ess_per_sampling_s"] = row["min_ess_bulk"] / row["sampling_s"]
     return row
+
+
+def _param_long(parametrisation: str, factor: str = "D") -> str:
+    """What the sampler moves, in words: b (centred, non-centred or integrated out) and the
+    covariance factor (the peers always move the Cholesky factor of D)."""
+    b = parametrisation.split(" (")[0]
+    b = {"non-centred": "non-centred b", "centred": "centred b"}.get(b, b)
+    chosen = " (data rule)" if "chosen by the data" in parametrisation else ""
+    return f"{b}{chosen}, chol({'Omega' if factor == 'omega' else 'D'})"
 
 
 def _worst(params: dict) -> dict:
@@ -323,6 +508,13 @@ def machine_info() -> dict:
     import blackjax
     import numpyro
     import jaxglmm
+    versions = {"jax": jax.__version__, "blackjax": blackjax.__version__,
+                "numpyro": numpyro.__version__, "jaxglmm": jaxglmm.__version__}
+    for name in ("pymc", "pytensor", "nutpie", "numba"):
+        try:
+            versions[name] = __import__(name).__version__
+        except ImportError:
+            versions[name] = None
     return {"host": socket.gethostname(), "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "cpu_count": os.cpu_count(),
@@ -330,8 +522,7 @@ def machine_info() -> dict:
             else os.cpu_count(),
             "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
             "python": platform.python_version(), "jax_devices": [str(d) for d in jax.devices()],
-            "versions": {"jax": jax.__version__, "blackjax": blackjax.__version__,
-                         "numpyro": numpyro.__version__, "jaxglmm": jaxglmm.__version__}}
+            "versions": versions}
 
 
 def run_task(task: dict) -> dict:
@@ -374,29 +565,42 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str
     return "\n".join(lines)
 
 
-MAIN_COLUMNS = [("model", "model", ""), ("method", "method", ""), ("compile s", "compile_s", ".1f"),
-                ("warmup s", "warmup_s", ".3g"), ("sampling s", "sampling_s", ".3g"),
-                ("grad ms", "grad_ms", ".3g"), ("steps/draw", "steps_per_draw", ".1f"),
+MAIN_COLUMNS = [("model", "model", ""), ("method", "method", ""),
+                ("parametrisation", "param_long", ""), ("compile s", "compile_s", ".1f"),
+                ("warmup s", "warmup_s_shown", ".3g"), ("sampling s", "sampling_s_shown", ".3g"),
+                ("run s", "run_s", ".3g"), ("grad ms", "grad_ms", ".3g"),
+                ("steps/draw", "steps_per_draw", ".1f"),
                 ("min ESS bulk", "min_ess_bulk", ".0f"), ("(at)", "min_ess_bulk_at", ""),
                 ("min ESS tail", "min_ess_tail", ".0f"), ("ESS/s", "ess_per_s", ".3g"),
                 ("jaxglmm / this", "ratio", ".2f"), ("max R-hat", "max_rhat", ".3f"),
                 ("div", "divergences", "d"), ("max z vs jaxglmm", "max_z", ".1f"),
-                ("peak MiB", "peak_mib", ".0f")]
+                ("logp check", "logp_check", ".1e"), ("peak MiB", "peak_mib", ".0f")]
+SUMMARY_COLUMNS = [("model", "model", ""), ("jaxglmm ESS/s", "jaxglmm_ess_per_s", ".3g"),
+                   ("jaxglmm parametrisation", "jaxglmm_param", ""),
+                   ("nutpie ESS/s", "nutpie_ess_per_s", ".3g"),
+                   ("nutpie parametrisation", "nutpie_param", ""),
+                   ("NumPyro ESS/s", "numpyro_ess_per_s", ".3g"),
+                   ("NumPyro parametrisation", "numpyro_param", ""),
+                   ("jaxglmm / best peer", "ratio_best", ".2f"),
+                   ("jaxglmm / nutpie", "ratio_nutpie", ".2f"),
+                   ("jaxglmm / NumPyro", "ratio_numpyro", ".2f")]
+PEERS = ("nutpie", "numpyro")
 SCALING_COLUMNS = [("family", "family", ""), ("N", "n_clusters", "d"), ("n_obs", "n_obs", "d"),
                    ("method", "method", ""), ("grad ms", "grad_ms", ".3g"),
                    ("compile s", "compile_s", ".1f"), ("sampling s", "sampling_s", ".3g"),
-                   ("steps/draw", "steps_per_draw", ".1f"), ("min ESS bulk", "min_ess_bulk", ".0f"),
+                   ("run s", "run_s", ".3g"), ("steps/draw", "steps_per_draw", ".1f"),
+                   ("min ESS bulk", "min_ess_bulk", ".0f"),
                    ("ESS/s", "ess_per_s", ".3g"), ("jaxglmm / this", "ratio", ".2f"),
                    ("max R-hat", "max_rhat", ".3f"), ("peak MiB", "peak_mib", ".0f")]
 
 
 def compare_to_jaxglmm(rows: list[dict], key: str) -> None:
-    """For NumPyro rows: 'ratio' = jaxglmm's ESS/s over the row's, and 'max_z' = the largest
-    |difference of posterior means| / combined MCSE over the quantities both have (a check
-    that both sample the same posterior), per group of rows sharing `key`."""
+    """For peer rows (nutpie, NumPyro): 'ratio' = jaxglmm's ESS/s over the row's, and 'max_z' =
+    the largest |difference of posterior means| / combined MCSE over the quantities both have
+    (a check that both sample the same posterior), per group of rows sharing `key`."""
     import math
     for r in rows:
-        if not (r.get("method", "").startswith("numpyro") and "ess_per_s" in r):
+        if not (r.get("method", "").startswith(PEERS) and "ess_per_s" in r):
             continue
         ours = [o for o in rows if o.get(key) == r.get(key)
                 and o.get("method", "").startswith("jaxglmm") and "ess_per_s" in o]
@@ -409,18 +613,54 @@ def compare_to_jaxglmm(rows: list[dict], key: str) -> None:
         r["max_z"] = max(z) if z else None
 
 
+def summary_rows(rows: list[dict], key: str = "model") -> list[dict]:
+    """Per model: jaxglmm's ESS/s and the best row (largest ESS/s) of each peer with its
+    parametrisation; jaxglmm's ratio to the better peer and to each."""
+    out = []
+    for model in dict.fromkeys(r.get(key) for r in rows):
+        group = [r for r in rows if r.get(key) == model and "ess_per_s" in r]
+        ours = [r for r in group if r["method"].startswith("jaxglmm")]
+        s = {key: model}
+        if ours:
+            s["jaxglmm_ess_per_s"] = ours[0]["ess_per_s"]
+            s["jaxglmm_param"] = ours[0]["param_long"]
+        best_peer = None
+        for peer in PEERS:
+            theirs = [r for r in group if r["method"].startswith(peer)]
+            if not theirs:
+                continue
+            best = max(theirs, key=lambda r: r["ess_per_s"])
+            s[f"{peer}_ess_per_s"] = best["ess_per_s"]
+            s[f"{peer}_param"] = best["param_long"]
+            if ours:
+                s[f"ratio_{peer}"] = ours[0]["ess_per_s"] / best["ess_per_s"]
+            if best_peer is None or best["ess_per_s"] > best_peer:
+                best_peer = best["ess_per_s"]
+        if ours and best_peer:
+            s["ratio_best"] = ours[0]["ess_per_s"] / best_peer
+        out.append(s)
+    return out
+
+
 def main_tasks(args, catalogue) -> list[dict]:
     base = {"chains": args.chains, "warmup": args.warmup, "draws": args.draws,
             "seed": args.seed, "init": args.numpyro_init, "mass": args.numpyro_mass,
-            "chain_method": args.numpyro_chains}
+            "chain_method": args.numpyro_chains, "nutpie_cores": args.nutpie_cores}
     tasks = []
     for name in args.models:
-        full = args.numpyro_full or name not in NUMPYRO_GRAD_ONLY
+        gaussian = catalogue[name]["family"] == "gaussian"
         tasks.append({**base, "model": name, "engine": "jaxglmm", "sample": True,
                       "grad": args.grad or name in NUMPYRO_GRAD_ONLY})
-        kinds = ["joint"] + (["marginal"] if catalogue[name]["family"] == "gaussian" else [])
-        tasks += [{**base, "model": name, "engine": "numpyro", "kind": k, "sample": full,
-                   "grad": args.grad or not full} for k in kinds]
+        if "nutpie" in args.peers:
+            full = args.nutpie_full or name not in NUMPYRO_GRAD_ONLY
+            kinds = list(args.nutpie_kinds) + (["marginal"] if gaussian else [])
+            tasks += [{**base, "model": name, "engine": "nutpie", "kind": k, "sample": full,
+                       "grad": args.grad or not full} for k in kinds]
+        if "numpyro" in args.peers:
+            full = args.numpyro_full or name not in NUMPYRO_GRAD_ONLY
+            kinds = list(args.numpyro_kinds) + (["marginal"] if gaussian else [])
+            tasks += [{**base, "model": name, "engine": "numpyro", "kind": k, "sample": full,
+                       "grad": args.grad or not full} for k in kinds]
     return tasks
 
 
@@ -466,6 +706,22 @@ def parse_args(argv=None):
                          "always on for NumPyro's grad-only rows and in --scaling)")
     ap.add_argument("--numpyro-full", action="store_true",
                     help=f"run NumPyro fully also for {', '.join(NUMPYRO_GRAD_ONLY)}")
+    ap.add_argument("--peers", default="nutpie,numpyro",
+                    help="comma-separated peers to run beside jaxglmm: nutpie, numpyro")
+    ap.add_argument("--nutpie-kinds", default="auto",
+                    help="comma-separated joint models for nutpie: auto (jaxglmm's data rule: "
+                         "centred b where the data dominate, else non-centred; default), "
+                         "joint (non-centred), centred; gaussian models add the marginal "
+                         "model")
+    ap.add_argument("--numpyro-kinds", default="auto",
+                    help="comma-separated joint models for NumPyro: auto (as for nutpie; "
+                         "default), joint (non-centred), joint_centred; gaussian models add "
+                         "the marginal model")
+    ap.add_argument("--nutpie-cores", type=int, default=None,
+                    help="nutpie's cores (default: nutpie's own, min(chains, CPUs), chains "
+                         "in parallel threads; 1 runs them one after the other)")
+    ap.add_argument("--nutpie-full", action="store_true",
+                    help=f"run nutpie fully also for {', '.join(NUMPYRO_GRAD_ONLY)}")
     ap.add_argument("--scaling", action="store_true",
                     help="run the scaling study instead of the models of models.json")
     ap.add_argument("--scaling-n", default="1000,10000,100000",
@@ -484,6 +740,15 @@ def parse_args(argv=None):
         if getattr(args, name) is None:
             setattr(args, name, value)
     args.scaling_n = [int(float(v)) for v in args.scaling_n.split(",")]
+    args.peers = [v.strip() for v in args.peers.split(",") if v.strip()]
+    args.nutpie_kinds = [v.strip() for v in args.nutpie_kinds.split(",") if v.strip()]
+    bad = [v for v in args.peers if v not in PEERS]
+    args.numpyro_kinds = [v.strip() for v in args.numpyro_kinds.split(",") if v.strip()]
+    bad += [v for v in args.nutpie_kinds if v not in ("auto", "joint", "centred")]
+    bad += [v for v in args.numpyro_kinds if v not in ("auto", "joint", "joint_centred")]
+    if bad:
+        ap.error(f"unknown --peers, --nutpie-kinds or --numpyro-kinds value(s): "
+                 f"{', '.join(bad)}")
     return args
 
 
@@ -529,9 +794,14 @@ def main(argv=None) -> int:
     print()
     print(markdown_table(rows, columns))
     print()
+    if not args.scaling:
+        print(markdown_table(summary_rows(rows), SUMMARY_COLUMNS))
+        print()
     print(f"{machine['host']}: {machine['processor']}, {machine['cpus_usable']} CPUs usable, "
           f"{', '.join(machine['jax_devices'])}; jax {machine['versions']['jax']}, blackjax "
-          f"{machine['versions']['blackjax']}, numpyro {machine['versions']['numpyro']}; "
+          f"{machine['versions']['blackjax']}, numpyro {machine['versions']['numpyro']}, "
+          f"pymc {machine['versions']['pymc']}, nutpie {machine['versions']['nutpie']}, "
+          f"numba {machine['versions']['numba']}; "
           f"load average at start {machine['load_average']}.")
     if args.scaling:
         print(f"chains={args.chains}; short runs {args.scaling_warmup} warmup + "
@@ -544,11 +814,17 @@ def main(argv=None) -> int:
               f"seed={args.seed}; NumPyro starts from {start}; NumPyro mass matrix: "
               f"{args.numpyro_mass}.")
     print("compile s: JAX trace+lower+compile time during the fit (NumPyro: warmup() then "
-          "run(), two compiled programs); warmup s and sampling s exclude it. grad ms: one "
-          "vmapped value-and-gradient for all chains (median). ESS/s = min bulk ESS over psi "
-          "/ sampling s. max z vs jaxglmm: largest |difference of posterior means| / combined "
-          "MCSE over psi (same posterior: below about 4). 'grad only' rows: per-gradient "
-          "time only, no sampling run. peak MiB: ru_maxrss of the fit's own process.")
+          "run(), two compiled programs; nutpie: nutpie.compile_pymc_model, PyTensor rewrites "
+          "and numba); warmup s, sampling s and run s exclude it. run s = warmup + draws, what "
+          "the user waits for once compiled (nutpie: its wall time, split by leapfrog steps "
+          "into ~warmup and ~sampling). grad ms: one value-and-gradient for all chains "
+          "(jaxglmm, NumPyro: vmapped, median; nutpie: chains x one call of its numba "
+          "function from Python). ESS/s = min bulk ESS over psi / run s. max z vs jaxglmm: "
+          "largest |difference of posterior means| / combined MCSE over psi (same posterior: "
+          "below about 4). logp check: largest change between matched points of nutpie's "
+          "compiled log density minus jaxglmm's (equal up to a constant: ~1e-12). 'grad only' "
+          "rows: per-gradient time only, no sampling run. peak MiB: ru_maxrss of the fit's "
+          "own process.")
     if any("error" in r for r in rows):
         for r in rows:
             if "error" in r:
