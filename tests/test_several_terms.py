@@ -59,13 +59,18 @@ def _dense_marginal(model):
 
 
 @pytest.mark.slow
-def test_crossed_joint_posterior_equals_dense_marginal():
+@pytest.mark.parametrize("method", ["joint", "collapsed"])
+def test_crossed_posterior_equals_dense_marginal(method):
+    """The joint sampler and the partially collapsed one (b|s integrated out, b|d sampled;
+    `jaxglmm.partial`) against NUTS on the dense marginal likelihood."""
     model = jg.GLMM("y ~ x + (1 | s) + (1 | d)", _crossed())
     chains, warmup, draws = 4, 500, 600
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         joint = model.sample(chains=chains, warmup=warmup, draws=draws, seed=7,
-                             progress=False, target_accept=0.95)
+                             progress=False, target_accept=0.95, method=method)
+    if method == "collapsed":
+        assert joint.info["parametrisation"].startswith("b|s integrated out")
     # four levels of d make a funnel in sd(d): a few divergences, under 1% of the draws
     assert joint.num_divergences < 0.01 * chains * draws
     with jax.enable_x64(True):
