@@ -34,8 +34,13 @@ def _frame(seed=0, n_id=30, m=8, centred_signal=2.0):
 
 
 def _model(centred):
-    return jg.GLMM("y ~ age + dose + (1 | id) + (1 | item)", _frame(), family="bernoulli",
-                   centred=centred)
+    """centred None: the data choose non-centred b|id (8 rows a person) and centred b|item
+    (40 rows an item), so b|item absorbs the intercept (rule 3)."""
+    model = jg.GLMM("y ~ age + dose + (1 | id) + (1 | item)", _frame(), family="bernoulli",
+                    centred=centred)
+    if centred is None:
+        assert [t.centred for t in model.spec.terms] == [False, True]
+    return model
 
 
 def _flat_problem(model, method="joint"):
@@ -46,12 +51,13 @@ def _flat_problem(model, method="joint"):
     return template, unravel, data, make_logdensity, layout, shift
 
 
-@pytest.mark.parametrize("centred", [True, False])
+@pytest.mark.parametrize("centred", [True, False, None])
 def test_shear_has_unit_jacobian_and_inverts(centred):
     model = _model(centred)
     template, unravel, _, _, layout, shift = _flat_problem(model)
     assert layout.block == "mu|id"
-    assert bool(layout.levels) == centred  # age is absorbed by the centred b|id
+    assert bool(layout.levels) == (centred is True)  # age is absorbed by the centred b|id
+    assert bool(layout.absorb) == (centred is None)  # the intercept by the centred b|item
     x = ravel_pytree(model.initial_position(3))[0]
 
     def user_flat(x):
@@ -64,10 +70,11 @@ def test_shear_has_unit_jacobian_and_inverts(centred):
     np.testing.assert_allclose(ravel_pytree(back)[0], x, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("centred", [True, False])
+@pytest.mark.parametrize("centred", [True, False, None])
 def test_linear_predictor_sees_the_centred_design(centred):
     """d eta / d beta at fixed sampler coordinates: dose - mean(dose) always; for age,
-    age - mean(age) with non-centred b, and 0 where the centred b|id absorbs it."""
+    age - mean(age) with non-centred b, and 0 where the centred b|id absorbs it; d eta /
+    d alpha is 1, or 0 where the centred b|item absorbs the intercept."""
     model = _model(centred)
     template, unravel, data, _, layout, shift = _flat_problem(model)
     model_data = data[0]
@@ -85,6 +92,10 @@ def test_linear_predictor_sees_the_centred_design(centred):
     np.testing.assert_allclose(d_dose, dose - dose.mean(), atol=1e-10)
     expect_age = np.zeros_like(age) if centred else age - age.mean()
     np.testing.assert_allclose(d_age, expect_age, atol=1e-10)
+    mu_at = sum(np.size(template[k]) for k in names[:names.index("mu|id")])
+    d_alpha = np.asarray(J[:, mu_at])
+    # centred b|id: the intercept is only in the prior of b; None: b|item absorbs it
+    np.testing.assert_allclose(d_alpha, 1.0 if centred is False else 0.0, atol=1e-10)
 
 
 @pytest.mark.parametrize("method", ["joint", "collapsed"])
@@ -116,6 +127,8 @@ def test_info_records_the_basis_and_none_is_the_identity():
     assert fit.info["basis"] == "centred"
     assert "mu|id[Intercept] + 39.39 beta[age] + 5.001 beta[dose]" in fit.info["basis_detail"]
     assert "age times beta[age]" in fit.info["basis_detail"]
+    mixed = _model(None).sample(chains=1, warmup=20, draws=5, seed=0, progress=False)
+    assert "; b|item + 1 times that" in mixed.info["basis_detail"]
     fit_none = model.sample(chains=1, warmup=20, draws=5, seed=0, progress=False, basis="none")
     assert fit_none.info["basis"] == "none" and fit_none.info["basis_detail"].startswith("none")
     with pytest.raises(ValueError, match="basis="):
