@@ -376,10 +376,21 @@ def information_ratio(arrays: ArrayData, family: Family, term: int = 0) -> float
 
 
 def choose_centred(arrays: ArrayData, family: Family, term: int = 0) -> bool:
-    """The documented rule: for GLMMs, centred b when the data dominate a unit-scale prior for
-    the typical cluster (information ratio >= 3), non-centred otherwise. Gaussian models are
-    sampled collapsed by default; a forced joint run is non-centred (on sleepstudy, ratio 5,
-    the centred joint sampler diverged)."""
-    if family.name == "gaussian":
-        return False
+    """The documented rule: centred b when the data dominate a unit-scale prior for the
+    typical cluster (information ratio >= 3), non-centred otherwise. A gaussian model with
+    one term is sampled collapsed by default; a forced joint run is non-centred (on
+    sleepstudy, ratio 5, the centred joint sampler diverged). With several terms the one
+    with the most levels is integrated out (non-centred in a forced joint run) and the
+    others are sampled, by the rule (on InstEval's lecturers, 65
+    ratings each, non-centred gave bulk ESS 108 for their sd in 600 draws, centred 667)."""
+    sizes = [(len(t.groups), t.Z.shape[1]) for t in arrays.terms]
+    if family.name == "gaussian" and (len(sizes) == 1 or term == largest_term(sizes)):
+        return False  # integrated out by default; a forced joint run moves it non-centred
     return information_ratio(arrays, family, term) >= CENTRED_THRESHOLD
+
+
+def largest_term(sizes: list) -> int:
+    """Index of the term with the most levels (then the most coefficients N q; then the
+    first), from (N_k, q_k) per term: the one a gaussian model integrates out."""
+    keys = [(N, N * q, -k) for k, (N, q) in enumerate(sizes)]
+    return -max(keys)[2]

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from .collapsed import draw_from_precision, marginal_from_residual, term_precision
+from .design import largest_term
 from .density import (ModelData, ModelSpec, Psi, linear_predictor, log_prior_b, log_prior_psi,
                       random_effects, term_designs, unpack)
 
@@ -37,8 +38,7 @@ class PartialData(NamedTuple):
 def collapsed_term(spec: ModelSpec) -> int:
     """The term whose b is integrated out: the most levels (then the most coefficients,
     N_k q_k; then the first)."""
-    sizes = [(t.N, t.N * t.q, -k) for k, t in enumerate(spec.terms)]
-    return -max(sizes)[2]
+    return largest_term([(t.N, t.q) for t in spec.terms])
 
 
 def partial_data(data: ModelData, spec: ModelSpec, c: int) -> PartialData:
