@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 from .batched import BatchedChol, batched_cholesky, cholesky  # noqa: F401 (re-exported)
+from .batched import GeneralChol as _GeneralChol  # noqa: F401 (its tests use this name)
 from .density import ModelData, ModelSpec, Psi, log_prior_psi, unpack
 
 Array = jax.Array
