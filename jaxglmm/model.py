@@ -101,7 +101,7 @@ class GLMM:
     na_action: str = "raise"
 
     def __init__(self, formula: str, data, family="gaussian", priors: Priors | None = None, *,
-                 link: str | None = None, centred: bool | None = None, factor: str = "D",
+                 link: str | None = None, centred: bool | str | None = None, factor: str = "D",
                  dtype: str = "float64", na_action: str = "raise"):
         """A model from an lme4-style formula and a pandas DataFrame.
 
@@ -135,7 +135,7 @@ class GLMM:
 
     @classmethod
     def _from_array_data(cls, arrays: ArrayData, family: Family, priors: Priors | None,
-                         centred: bool | None = None, factor: str = "D",
+                         centred: bool | str | None = None, factor: str = "D",
                          dtype: str = "float64") -> "GLMM":
         model = cls.__new__(cls)
         model.design = None
@@ -143,15 +143,16 @@ class GLMM:
         return model
 
     def _setup(self, arrays: ArrayData, family: Family, priors: Priors | None,
-               centred: bool | None, factor: str, dtype: str) -> None:
+               centred: bool | str | None, factor: str, dtype: str) -> None:
         if factor not in FACTORS:
             raise ValueError(f"factor={factor!r} is unknown; choose one of "
                              f"{', '.join(map(repr, FACTORS))}.")
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r} is unknown; choose 'float64' or 'float32'.")
-        if centred is not None and not isinstance(centred, (bool, np.bool_)):
-            raise ValueError(f"centred: must be True, False or None (chosen by the data), "
-                             f"got {centred!r}.")
+        is_laplace = isinstance(centred, str) and centred == "laplace"
+        if centred is not None and not is_laplace and not isinstance(centred, (bool, np.bool_)):
+            raise ValueError(f"centred: must be True, False, 'laplace' or None (chosen by the "
+                             f"data), got {centred!r}.")
         if priors is not None and not isinstance(priors, Priors):
             raise ValueError(f"priors: must be a jaxglmm.Priors, got {type(priors).__name__}.")
         self.arrays = arrays
@@ -167,10 +168,14 @@ class GLMM:
             defaults = replace(defaults, mu=_pick(defaults.mu, t.mu_free))
             resolved = resolve_priors(priors.for_term(t.name, names), defaults, p, q,
                                       family.has_dispersion, q_mu=len(t.mu_free))
-            c = choose_centred(arrays, family, k) if centred is None else bool(centred)
+            if is_laplace:
+                c = False
+            else:
+                c = choose_centred(arrays, family, k) if centred is None else bool(centred)
             key = "" if len(terms) == 1 else f"|{t.name}"
             term_specs.append(TermSpec(key=key, q=q, N=len(t.groups), mu_free=t.mu_free,
-                                       centred=c, factor=factor, priors=resolved))
+                                       centred=c, factor=factor, priors=resolved,
+                                       laplace=is_laplace))
             defaults_k.append(defaults)
         self.spec = ModelSpec(family=family, priors=term_specs[0].priors, p=p,
                               terms=tuple(term_specs))
@@ -189,7 +194,7 @@ class GLMM:
     @classmethod
     def from_arrays(cls, y, Z, groups, X=None, family="gaussian", trials=None, offset=None,
                     priors: Priors | None = None, x_names=None, z_names=None, *,
-                    link: str | None = None, centred: bool | None = None, factor: str = "D",
+                    link: str | None = None, centred: bool | str | None = None, factor: str = "D",
                     dtype: str = "float64") -> "GLMM":
         """A model from arrays.
 
@@ -207,6 +212,9 @@ class GLMM:
             centred: sample b directly (True) or the non-centred z with b = mu + L z (False);
                 None (default) chooses by the data: centred when the typical cluster's
                 information ratio is >= 3 (`jaxglmm.design.information_ratio`).
+                "laplace": Laplace-guided z, b_i = m_i(psi) + L_i(psi)^{-T} z_i with the
+                conditional mode m_i and curvature L_i L_i' of b_i given psi and y after a
+                fixed number of Newton steps (`jaxglmm.laplace`; exact, every term).
             factor: "D" (default) or "omega": which Cholesky factor the sampler moves.
             dtype: "float64" (default) or "float32" for the computations.
         Raises:
@@ -351,7 +359,7 @@ class GLMM:
     def constrain(self, position: dict) -> dict:
         """Natural-scale parameters of one unconstrained position: beta, mu, tau, sigma, D,
         sd, corr, b, and the random hyperparameters d, gamma."""
-        return natural_draw(position, self.spec)
+        return natural_draw(position, self.spec, data=self._data())
 
     @property
     def can_collapse(self) -> bool:
@@ -391,7 +399,7 @@ class GLMM:
                 return lambda x: log_posterior(unravel(x), data, spec)
 
             def transform(x, data, key):
-                return drop_b(natural_draw(unravel(x), spec))
+                return drop_b(natural_draw(unravel(x), spec, data=data))
             return self._data(), unravel, make_logdensity, transform
 
         stats = jax.jit(collapsed.sufficient_stats, static_argnums=1)(self._data(), spec.N)
@@ -492,10 +500,9 @@ class GLMM:
             config, cache_key=(spec, method, run["keep_b"]), progress=progress,
             chunk=run["chunk"], timings=timings, thin=run["thin"], resume=resume,
             start_step=start_step, scale=self._sampler_scale(run["template"]))
-        kinds = sorted({"centred" if t.centred else "non-centred" for t in spec.terms})
+        kinds = sorted({t.parametrisation for t in spec.terms})
         if len(spec.terms) > 1 and len(kinds) > 1:
-            kinds = [", ".join(f"{'centred' if t.centred else 'non-centred'} {t.key[1:]}"
-                               for t in spec.terms)]
+            kinds = [", ".join(f"{t.parametrisation} {t.key[1:]}" for t in spec.terms)]
         parametrisation = "b integrated out" if method == "collapsed" else kinds[0]
         if method == "joint" and self.centred_auto:
             parametrisation += " (chosen by the data)"
