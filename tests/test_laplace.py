@@ -247,6 +247,16 @@ def test_laplace_option_and_record():
         _model("poisson", "log", "Laplace")
 
 
+def test_saved_fit_keeps_the_laplace_parametrisation(tmp_path):
+    fit = _model("bernoulli", "logit", "laplace").sample(chains=1, warmup=20, draws=5,
+                                                          progress=False)
+    fit.save(tmp_path / "fit.nc")
+    loaded = jg.load(tmp_path / "fit.nc")
+    assert loaded.model.spec.terms[0].laplace
+    more = loaded.extend(draws=3)
+    assert more.info["parametrisation"] == "laplace"
+
+
 def _psi_draws(fit):
     d = fit.draws
     out = {f"beta[{k}]": d["beta"][..., k] for k in range(d["beta"].shape[-1])}
