@@ -26,6 +26,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .batched import cholesky
 
@@ -51,15 +52,19 @@ def eta_derivatives(log_kernel: Callable[[Array], Array], eta: Array) -> tuple[A
     return s, jnp.maximum(-second, 0.0)
 
 
-def _score(Z: Array, cluster: Array, s: Array, N: int) -> Array:
-    """sum_j s_ij z_ij per cluster, (N, q)."""
-    return jax.ops.segment_sum(Z * s[:, None], cluster, num_segments=N)
-
-
-def _information(Z: Array, cluster: Array, w: Array, N: int) -> Array:
-    """sum_j w_ij z_ij z_ij' per cluster, (N, q, q)."""
-    return jax.ops.segment_sum(w[:, None, None] * Z[:, :, None] * Z[:, None, :], cluster,
-                               num_segments=N)
+def _cluster_sums(Z: Array, cluster: Array, w: Array, s: Array | None, N: int
+                  ) -> tuple[Array | None, Array]:
+    """sum_j s_ij z_ij (N, q) (None when s is None) and sum_j w_ij z_ij z_ij' (N, q, q) per
+    cluster, in one segment sum (a scatter over the observations is the costly part on CPU)."""
+    q = Z.shape[1]
+    rows, cols = np.tril_indices(q)
+    parts = [w[:, None] * Z[:, rows] * Z[:, cols]]  # (n_obs, q(q+1)/2) lower triangle
+    if s is not None:
+        parts.append(s[:, None] * Z)
+    sums = jax.ops.segment_sum(jnp.concatenate(parts, axis=1), cluster, num_segments=N)
+    tri = sums[:, :rows.size]
+    info = jnp.zeros((N, q, q), Z.dtype).at[:, rows, cols].set(tri).at[:, cols, rows].set(tri)
+    return (sums[:, rows.size:] if s is not None else None), info
 
 
 def _eta(eta_rest: Array, Z: Array, cluster: Array, b: Array) -> Array:
@@ -68,7 +73,7 @@ def _eta(eta_rest: Array, Z: Array, cluster: Array, b: Array) -> Array:
 
 
 def newton_step(b: Array, eta_rest: Array, Z: Array, cluster: Array, mu: Array, omega: Array,
-                log_kernel: Callable[[Array], Array]) -> Array:
+                log_kernel: Callable[[Array], Array], z_max: Array) -> Array:
     """One damped Newton step for every cluster's f_i at b.
 
     Args:
@@ -77,16 +82,17 @@ def newton_step(b: Array, eta_rest: Array, Z: Array, cluster: Array, mu: Array, 
         Z: this term's design (n_obs, q); cluster: its cluster index (n_obs,) in 0..N-1.
         mu: mean of b (q,); omega: precision of b (q, q).
         log_kernel: eta (n_obs,) -> (n_obs,) elementwise log likelihood.
+        z_max: max_j |z_ijk| per cluster and column (N, q).
     Returns:
         The next points (N, q): b + t_i H_i^{-1} grad f_i(b), with t_i <= 1 chosen so that no
-        observation's eta moves by more than MAX_ETA_STEP.
+        observation's eta moves by more than MAX_ETA_STEP (bounded by sum_k |delta_ik| z_max_ik).
     """
     N = b.shape[0]
     s, w = eta_derivatives(log_kernel, _eta(eta_rest, Z, cluster, b))
-    chol = cholesky(omega + _information(Z, cluster, w, N))
-    delta = chol.solve_upper(chol.solve_lower(_score(Z, cluster, s, N) - (b - mu) @ omega))
-    move = jax.ops.segment_max(jnp.abs(jnp.sum(Z * delta[cluster], axis=1)), cluster,
-                               num_segments=N)
+    score, info = _cluster_sums(Z, cluster, w, s, N)
+    chol = cholesky(omega + info)
+    delta = chol.solve_upper(chol.solve_lower(score - (b - mu) @ omega))
+    move = jnp.sum(jnp.abs(delta) * z_max, axis=1)
     t = MAX_ETA_STEP / jnp.maximum(move, MAX_ETA_STEP)  # (N,) in (0, 1]
     return b + t[:, None] * delta
 
@@ -96,8 +102,9 @@ def conditional_mode(eta_rest: Array, Z: Array, cluster: Array, mu: Array, omega
     """`steps` Newton steps from b_i = mu for every cluster: m (N, q), a deterministic function
     of the inputs (arguments as in `newton_step`)."""
     b = jnp.broadcast_to(mu, (N, mu.shape[0]))
+    z_max = jax.ops.segment_max(jnp.abs(Z), cluster, num_segments=N)  # data only: no gradient
     for _ in range(steps):  # a fixed small number, unrolled
-        b = newton_step(b, eta_rest, Z, cluster, mu, omega, log_kernel)
+        b = newton_step(b, eta_rest, Z, cluster, mu, omega, log_kernel, z_max)
     return b
 
 
@@ -106,7 +113,7 @@ def curvature(m: Array, eta_rest: Array, Z: Array, cluster: Array, omega: Array,
     """Cholesky factors of H_i = Omega + sum_j w_ij z_ij z_ij' at m (N, q) (a BatchedChol or
     GeneralChol over N clusters)."""
     _, w = eta_derivatives(log_kernel, _eta(eta_rest, Z, cluster, m))
-    return cholesky(omega + _information(Z, cluster, w, m.shape[0]))
+    return cholesky(omega + _cluster_sums(Z, cluster, w, None, m.shape[0])[1])
 
 
 def guided_effects(z: Array, eta_rest: Array, Z: Array, cluster: Array, mu: Array,
