@@ -32,7 +32,7 @@ from .batched import cholesky
 
 Array = jax.Array
 
-NEWTON_STEPS = 3  # default number of Newton steps (see README "Laplace-guided random effects")
+NEWTON_STEPS = 4  # Newton steps (epil needed 4: see README "Laplace-guided random effects")
 MAX_ETA_STEP = 3.0  # a Newton step moves a cluster's linear predictor by at most this much
 
 
