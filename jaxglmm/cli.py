@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
                          default=None, help="sample the random effects b directly")
     centred.add_argument("--non-centred", dest="centred", action="store_const", const=False,
                          help="sample z with b = mu + L z (default: chosen by the data)")
+    centred.add_argument("--laplace", dest="centred", action="store_const", const="laplace",
+                         help="sample z with b = m + L^-T z, m and L L' the conditional mode "
+                              "and curvature of b given the parameters (GLMMs)")
     fit.add_argument("--na-action", choices=NA_ACTIONS, default="raise", metavar="ACTION",
                      help="rows with missing values: raise (default: an error naming the "
                           "row) or drop (leave them out)")

@@ -22,9 +22,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
 
-from .density import ModelData, ModelSpec, Psi, TermPsi, TermSpec, log_prior_psi, unpack
+from .batched import BatchedChol, batched_cholesky, cholesky  # noqa: F401 (re-exported)
+from .batched import GeneralChol as _GeneralChol  # noqa: F401 (its tests use this name)
+from .density import (ModelData, ModelSpec, Psi, TermPsi, TermSpec, log_prior_psi,
+                      term_precision, unpack)
 
 Array = jax.Array
 
@@ -56,84 +58,16 @@ def sufficient_stats(data: ModelData, N: int) -> SufficientStats:
     )
 
 
-UNROLL_MAX_Q = 4  # batched q x q algebra written out element by element up to this q
-
-
-class BatchedChol(NamedTuple):
-    """Cholesky factors of N small q x q matrices, as rows[i][j] = L[:, i, j] ((N,) arrays,
-    j <= i). Written out element by element: XLA's batched linalg kernels on CPU cost far more
-    than the few multiply-adds of a 2 x 2 or 3 x 3 factor."""
-
-    rows: tuple
-
-    @property
-    def q(self) -> int:
-        return len(self.rows)
-
-    def log_det(self) -> Array:
-        """sum over the batch of log|A_i|, ()."""
-        return 2.0 * sum(jnp.sum(jnp.log(self.rows[i][i])) for i in range(self.q))
-
-    def solve_lower(self, b: Array) -> Array:
-        """L_i^{-1} b_i for b (N, q)."""
-        L, x = self.rows, []
-        for i in range(self.q):
-            x.append((b[:, i] - sum(L[i][k] * x[k] for k in range(i))) / L[i][i])
-        return jnp.stack(x, axis=1)
-
-    def solve_upper(self, b: Array) -> Array:
-        """L_i^{-T} b_i for b (N, q)."""
-        L, q = self.rows, self.q
-        x = [None] * q
-        for i in reversed(range(q)):
-            x[i] = (b[:, i] - sum(L[k][i] * x[k] for k in range(i + 1, q))) / L[i][i]
-        return jnp.stack(x, axis=1)
-
-
-def batched_cholesky(A: Array) -> BatchedChol:
-    """Cholesky factors of A (N, q, q), q <= UNROLL_MAX_Q, element by element."""
-    q = A.shape[-1]
-    L = [[None] * (i + 1) for i in range(q)]
-    for j in range(q):
-        L[j][j] = jnp.sqrt(A[:, j, j] - sum(L[j][k] ** 2 for k in range(j)))
-        for i in range(j + 1, q):
-            L[i][j] = (A[:, i, j] - sum(L[i][k] * L[j][k] for k in range(j))) / L[j][j]
-    return BatchedChol(tuple(tuple(row) for row in L))
-
-
-class _GeneralChol(NamedTuple):
-    """The same interface through jnp.linalg, for q > UNROLL_MAX_Q."""
-
-    L: Array  # (N, q, q)
-
-    def log_det(self) -> Array:
-        return 2.0 * jnp.sum(jnp.log(jnp.diagonal(self.L, axis1=1, axis2=2)))
-
-    def solve_lower(self, b: Array) -> Array:
-        return jax.vmap(lambda c, x: solve_triangular(c, x, lower=True))(self.L, b)
-
-    def solve_upper(self, b: Array) -> Array:
-        return jax.vmap(lambda c, x: solve_triangular(c.T, x, lower=False))(self.L, b)
-
-
-def term_precision(t: TermPsi, term: TermSpec, tau: Array, ZtZ: Array):
+def level_precision(t: TermPsi, term: TermSpec, tau: Array, ZtZ: Array):
     """Omega (q, q) of one term and the Cholesky factors of A_i = Omega + tau Z_i'Z_i over
     its N levels (ZtZ (N, q, q))."""
-    L = t.chol
-    eye = jnp.eye(term.q, dtype=L.dtype)
-    if term.factor == "D":
-        L_inv = solve_triangular(L, eye, lower=True)
-        omega = L_inv.T @ L_inv
-    else:
-        omega = L @ L.T
-    A = omega + tau * ZtZ
-    chol = batched_cholesky(A) if term.q <= UNROLL_MAX_Q else _GeneralChol(jnp.linalg.cholesky(A))
-    return omega, chol
+    omega = term_precision(t, term)
+    return omega, cholesky(omega + tau * ZtZ)
 
 
 def _posterior_precision(psi: Psi, stats: SufficientStats, spec: ModelSpec):
     """Omega (q, q) and the Cholesky factors of A_i = Omega + tau Z_i'Z_i (N clusters)."""
-    return term_precision(psi.terms[0], spec.terms[0], psi.tau, stats.ZtZ)
+    return level_precision(psi.terms[0], spec.terms[0], psi.tau, stats.ZtZ)
 
 
 def marginal_from_residual(chol_A, logdet_omega: Array, tau: Array, v: Array, rr: Array,

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
 from .families import Family
+from .laplace import NEWTON_STEPS, guided_effects
 from .parameters import chol_product_log_jacobian, cov_to_corr, vec_to_chol
 from .priors import (ResolvedPriors, gamma_logpdf, mvnormal_logpdf_chol, normal_logpdf,
                      wishart_logpdf_parts)
@@ -52,6 +53,9 @@ class TermSpec:
         centred: sample b directly (True) or z with b = mu + L z (False).
         factor: which Cholesky factor the sampler moves: "D" (of D) or "omega" (of Omega).
         priors: the term's resolved priors (its mu, omega and gamma parts are used).
+        laplace: Laplace-guided z (centred is then False): b = m(psi) + L(psi)^{-T} z with the
+            conditional mode m and curvature L L' after `newton_steps` Newton steps
+            (jaxglmm/laplace.py).
     """
 
     key: str
@@ -61,6 +65,13 @@ class TermSpec:
     centred: bool
     factor: str
     priors: ResolvedPriors
+    laplace: bool = False
+    newton_steps: int = NEWTON_STEPS
+
+    @property
+    def parametrisation(self) -> str:
+        """"laplace", "centred" or "non-centred"."""
+        return "laplace" if self.laplace else "centred" if self.centred else "non-centred"
 
     def name(self, base: str) -> str:
         """Position / draw name of this term's `base` quantity, e.g. "mu" -> "mu|g"."""
@@ -191,11 +202,56 @@ def _term_effects(position: dict, t: TermPsi, term: TermSpec) -> Array:
     return t.mu + solve_triangular(t.chol.T, z.T, lower=False).T
 
 
-def random_effects(position: dict, psi: Psi, spec: ModelSpec, skip: int | None = None) -> tuple:
-    """Cluster coefficients (b_1 (N_1, q_1), ..., b_K) from the position, one per term;
-    None for term `skip` (integrated out, so not in the position)."""
-    return tuple(None if k == skip else _term_effects(position, t, term)
-                 for k, (t, term) in enumerate(zip(psi.terms, spec.terms)))
+def random_effects(position: dict, psi: Psi, spec: ModelSpec, data: ModelData | None = None,
+                   skip: int | None = None) -> tuple:
+    """Cluster coefficients (b_1 (N_1, q_1), ..., b_K) from the position, one per term
+    (`data` is needed by Laplace-guided terms); None for term `skip` (integrated out, so
+    not in the position)."""
+    return random_effects_and_log_jacobian(position, psi, spec, data, skip)[0]
+
+
+def random_effects_and_log_jacobian(position: dict, psi: Psi, spec: ModelSpec,
+                                    data: ModelData | None = None,
+                                    skip: int | None = None) -> tuple[tuple, Array]:
+    """(b_1, ..., b_K) and log|db/dz| (()) summed over the Laplace-guided terms (0 without);
+    None for term `skip` (integrated out).
+
+    Term k's Laplace map depends on psi, on the b of terms before it and on later terms only
+    through their mean mu, never on its own z or later z: the Jacobian of z -> b is block
+    triangular, its log-determinant the sum of the terms' own."""
+    bs, log_jac = [], jnp.zeros((), psi.beta.dtype)
+    for k, (t, term) in enumerate(zip(psi.terms, spec.terms)):
+        if k == skip:
+            bs.append(None)
+            continue
+        if not term.laplace:
+            bs.append(_term_effects(position, t, term))
+            continue
+        if data is None:
+            raise ValueError(f"term {term.key or 1}: Laplace-guided random effects need the "
+                             "model data.")
+        Z, cluster = term_designs(data)[k]
+        b, jac = guided_effects(
+            position[term.name("z")], _eta_without_term(k, bs, psi, spec, data), Z, cluster,
+            t.mu, term_precision(t, term),
+            lambda eta: spec.family.log_kernel(data.y, eta, psi.tau, data.trials),
+            term.newton_steps)
+        bs.append(b)
+        log_jac = log_jac + jac
+    return tuple(bs), log_jac
+
+
+def _eta_without_term(k: int, b_before: list, psi: Psi, spec: ModelSpec, data: ModelData
+                      ) -> Array:
+    """offset + X beta + the terms before k at their b + the terms after k (and an
+    integrated-out one) at their mean mu, (n_obs,)."""
+    eta = data.offset + (data.X @ psi.beta if data.X.shape[1] else 0.0)
+    for l, ((Z, cluster), t) in enumerate(zip(term_designs(data), psi.terms)):
+        if l < k and b_before[l] is not None:
+            eta = eta + jnp.sum(Z * b_before[l][cluster], axis=1)
+        elif l != k:
+            eta = eta + Z @ t.mu
+    return eta
 
 
 def _as_terms(b) -> tuple:
@@ -221,7 +277,7 @@ def pointwise_log_likelihood(b, psi: Psi, data: ModelData, family: Family) -> Ar
 
 
 def _log_prior_term_b(position: dict, t: TermPsi, b: Array, term: TermSpec) -> Array:
-    if not term.centred:
+    if term.parametrisation == "non-centred":
         return jnp.sum(normal_logpdf(position[term.name("z")], 0.0, 1.0))
     if term.factor == "D":
         return jnp.sum(mvnormal_logpdf_chol(b, t.mu, t.chol))
@@ -232,7 +288,7 @@ def _log_prior_term_b(position: dict, t: TermPsi, b: Array, term: TermSpec) -> A
 
 def log_prior_b(position: dict, psi: Psi, b, spec: ModelSpec) -> Array:
     """Sum over terms of log p(z) (non-centred: standard normal) or log p(b | mu, D)
-    (centred), (); a None term (integrated out) is left out."""
+    (centred and Laplace-guided), (); a None term (integrated out) is left out."""
     return sum(_log_prior_term_b(position, t, b_k, term)
                for t, b_k, term in zip(psi.terms, _as_terms(b), spec.terms)
                if b_k is not None)
@@ -273,10 +329,11 @@ def log_prior_psi(psi: Psi, spec: ModelSpec) -> Array:
 def log_posterior(position: dict, data: ModelData, spec: ModelSpec) -> Array:
     """Joint log posterior (up to a constant) at an unconstrained position, ()."""
     psi, log_jac = unpack(position, spec)
-    b = random_effects(position, psi, spec)
+    b, log_jac_b = random_effects_and_log_jacobian(position, psi, spec, data)
     eta = linear_predictor(b, psi.beta, data)
     loglik = jnp.sum(spec.family.log_kernel(data.y, eta, psi.tau, data.trials)) + data.log_base
-    return loglik + log_prior_b(position, psi, b, spec) + log_prior_psi(psi, spec) + log_jac
+    return (loglik + log_prior_b(position, psi, b, spec) + log_jac_b
+            + log_prior_psi(psi, spec) + log_jac)
 
 
 def term_covariance(t: TermPsi, term: TermSpec) -> Array:
@@ -288,17 +345,28 @@ def term_covariance(t: TermPsi, term: TermSpec) -> Array:
     return L_inv.T @ L_inv
 
 
+def term_precision(t: TermPsi, term: TermSpec) -> Array:
+    """Omega (q, q) of one term from its Cholesky factor."""
+    L = t.chol
+    if term.factor == "omega":
+        return L @ L.T
+    L_inv = solve_triangular(L, jnp.eye(term.q, dtype=L.dtype), lower=True)
+    return L_inv.T @ L_inv
+
+
 def covariance(psi: Psi, spec: ModelSpec) -> Array:
     """D (q, q) of the first term."""
     return term_covariance(psi.terms[0], spec.terms[0])
 
 
-def natural_draw(position: dict, spec: ModelSpec, b=None) -> dict:
+def natural_draw(position: dict, spec: ModelSpec, b=None, data: ModelData | None = None
+                 ) -> dict:
     """One draw on the natural scale: beta, tau (and sigma for gaussian), d, and per term
     (names suffixed by the term's key) mu (free columns), D, sd, corr, b and gamma. `b` is
-    given when the position has none (collapsed sampler)."""
+    given when the position has none (collapsed sampler); `data` is needed by
+    Laplace-guided terms."""
     psi, _ = unpack(position, spec)
-    bs = random_effects(position, psi, spec) if b is None else _as_terms(b)
+    bs = random_effects(position, psi, spec, data) if b is None else _as_terms(b)
     out = {}
     if spec.p:
         out["beta"] = psi.beta

@@ -109,7 +109,7 @@ class GLMM:
     na_action: str = "raise"
 
     def __init__(self, formula: str, data, family="gaussian", priors: Priors | None = None, *,
-                 link: str | None = None, centred: bool | None = None, factor: str = "D",
+                 link: str | None = None, centred: bool | str | None = None, factor: str = "D",
                  dtype: str = "float64", na_action: str = "raise"):
         """A model from an lme4-style formula and a pandas DataFrame.
 
@@ -143,7 +143,7 @@ class GLMM:
 
     @classmethod
     def _from_array_data(cls, arrays: ArrayData, family: Family, priors: Priors | None,
-                         centred: bool | None = None, factor: str = "D",
+                         centred: bool | str | None = None, factor: str = "D",
                          dtype: str = "float64") -> "GLMM":
         model = cls.__new__(cls)
         model.design = None
@@ -151,15 +151,16 @@ class GLMM:
         return model
 
     def _setup(self, arrays: ArrayData, family: Family, priors: Priors | None,
-               centred: bool | None, factor: str, dtype: str) -> None:
+               centred: bool | str | None, factor: str, dtype: str) -> None:
         if factor not in FACTORS:
             raise ValueError(f"factor={factor!r} is unknown; choose one of "
                              f"{', '.join(map(repr, FACTORS))}.")
         if dtype not in DTYPES:
             raise ValueError(f"dtype={dtype!r} is unknown; choose 'float64' or 'float32'.")
-        if centred is not None and not isinstance(centred, (bool, np.bool_)):
-            raise ValueError(f"centred: must be True, False or None (chosen by the data), "
-                             f"got {centred!r}.")
+        is_laplace = isinstance(centred, str) and centred == "laplace"
+        if centred is not None and not is_laplace and not isinstance(centred, (bool, np.bool_)):
+            raise ValueError(f"centred: must be True, False, 'laplace' or None (chosen by the "
+                             f"data), got {centred!r}.")
         if priors is not None and not isinstance(priors, Priors):
             raise ValueError(f"priors: must be a jaxglmm.Priors, got {type(priors).__name__}.")
         self.arrays = arrays
@@ -175,10 +176,14 @@ class GLMM:
             defaults = replace(defaults, mu=_pick(defaults.mu, t.mu_free))
             resolved = resolve_priors(priors.for_term(t.name, names), defaults, p, q,
                                       family.has_dispersion, q_mu=len(t.mu_free))
-            c = choose_centred(arrays, family, k) if centred is None else bool(centred)
+            if is_laplace:
+                c = False
+            else:
+                c = choose_centred(arrays, family, k) if centred is None else bool(centred)
             key = "" if len(terms) == 1 else f"|{t.name}"
             term_specs.append(TermSpec(key=key, q=q, N=len(t.groups), mu_free=t.mu_free,
-                                       centred=c, factor=factor, priors=resolved))
+                                       centred=c, factor=factor, priors=resolved,
+                                       laplace=is_laplace))
             defaults_k.append(defaults)
         self.spec = ModelSpec(family=family, priors=term_specs[0].priors, p=p,
                               terms=tuple(term_specs))
@@ -197,7 +202,7 @@ class GLMM:
     @classmethod
     def from_arrays(cls, y, Z, groups, X=None, family="gaussian", trials=None, offset=None,
                     priors: Priors | None = None, x_names=None, z_names=None, *,
-                    link: str | None = None, centred: bool | None = None, factor: str = "D",
+                    link: str | None = None, centred: bool | str | None = None, factor: str = "D",
                     dtype: str = "float64") -> "GLMM":
         """A model from arrays.
 
@@ -215,6 +220,9 @@ class GLMM:
             centred: sample b directly (True) or the non-centred z with b = mu + L z (False);
                 None (default) chooses by the data: centred when the typical cluster's
                 information ratio is >= 3 (`jaxglmm.design.information_ratio`).
+                "laplace": Laplace-guided z, b_i = m_i(psi) + L_i(psi)^{-T} z_i with the
+                conditional mode m_i and curvature L_i L_i' of b_i given psi and y after a
+                fixed number of Newton steps (`jaxglmm.laplace`; exact, every term).
             factor: "D" (default) or "omega": which Cholesky factor the sampler moves.
             dtype: "float64" (default) or "float32" for the computations.
         Raises:
@@ -373,7 +381,7 @@ class GLMM:
     def constrain(self, position: dict) -> dict:
         """Natural-scale parameters of one unconstrained position: beta, mu, tau, sigma, D,
         sd, corr, b, and the random hyperparameters d, gamma."""
-        return natural_draw(position, self.spec)
+        return natural_draw(position, self.spec, data=self._data())
 
     @property
     def can_collapse(self) -> bool:
@@ -467,7 +475,7 @@ class GLMM:
                 return lambda x: log_posterior(user(x, shift), model_data, spec)
 
             def transform(x, data, key):
-                return drop_b(natural_draw(user(x, data[1]), spec))
+                return drop_b(natural_draw(user(x, data[1]), spec, data=data[0]))
             return (self._data(), shift), unravel, make_logdensity, transform
         if len(spec.terms) > 1:
             return self._partial_problem(unravel, user, drop_b, shift, keep_b)
@@ -515,7 +523,7 @@ class GLMM:
             return "b integrated out"
 
         def kind(t):
-            return "centred" if t.centred else "non-centred"
+            return t.parametrisation
         sampled = [t for k, t in enumerate(spec.terms) if k not in gone]
         kinds = sorted({kind(t) for t in sampled})
         text = kinds[0] if len(kinds) == 1 and not gone else ", ".join(

@@ -20,10 +20,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .collapsed import draw_from_precision, marginal_from_residual, term_precision
+from .collapsed import draw_from_precision, marginal_from_residual, level_precision
 from .design import largest_term
 from .density import (ModelData, ModelSpec, Psi, linear_predictor, log_prior_b, log_prior_psi,
-                      random_effects, term_designs, unpack)
+                      random_effects_and_log_jacobian, term_designs, unpack)
 
 Array = jax.Array
 
@@ -50,11 +50,12 @@ def partial_data(data: ModelData, spec: ModelSpec, c: int) -> PartialData:
 
 
 def _rest(position: dict, psi: Psi, pdata: PartialData, spec: ModelSpec, c: int):
-    """(the sampled terms' b with None at c, y - o (n_obs,), Z_c, cluster_c)."""
-    bs = random_effects(position, psi, spec, skip=c)
+    """(the sampled terms' b with None at c, the log-Jacobian of Laplace-guided ones,
+    y - o (n_obs,), Z_c, cluster_c)."""
     data = pdata.data
+    bs, log_jac = random_effects_and_log_jacobian(position, psi, spec, data, skip=c)
     Z, cluster = term_designs(data)[c]
-    return bs, data.y - linear_predictor(bs, psi.beta, data), Z, cluster
+    return bs, log_jac, data.y - linear_predictor(bs, psi.beta, data), Z, cluster
 
 
 def log_posterior_partial(position: dict, pdata: PartialData, spec: ModelSpec,
@@ -62,14 +63,15 @@ def log_posterior_partial(position: dict, pdata: PartialData, spec: ModelSpec,
     """log p(psi, b_{k != c}, hyper | y) up to a constant, at an unconstrained position
     without term c's latent effects, ()."""
     psi, log_jac = unpack(position, spec)
-    bs, y_o, Z, cluster = _rest(position, psi, pdata, spec, c)
+    bs, b_jac, y_o, Z, cluster = _rest(position, psi, pdata, spec, c)
     t, term = psi.terms[c], spec.terms[c]
     r = y_o - Z @ t.mu
     v = jax.ops.segment_sum(Z * r[:, None], cluster, num_segments=term.N)
-    _, chol_A = term_precision(t, term, psi.tau, pdata.ZtZ)
+    _, chol_A = level_precision(t, term, psi.tau, pdata.ZtZ)
     n = jnp.asarray(r.shape[0], r.dtype)
     loglik = marginal_from_residual(chol_A, t.logdet_omega, psi.tau, v, r @ r, n, term.N)
-    return loglik + log_prior_b(position, psi, bs, spec) + log_prior_psi(psi, spec) + log_jac
+    return (loglik + log_prior_b(position, psi, bs, spec) + log_prior_psi(psi, spec) + log_jac
+            + b_jac)
 
 
 def draw_b_partial(key: Array, position: dict, pdata: PartialData, spec: ModelSpec,
@@ -77,9 +79,9 @@ def draw_b_partial(key: Array, position: dict, pdata: PartialData, spec: ModelSp
     """Every term's b: the sampled ones from the position, term c's one exact draw from
     p(b_c | psi, the others, y)."""
     psi, _ = unpack(position, spec)
-    bs, y_o, Z, cluster = _rest(position, psi, pdata, spec, c)
+    bs, _, y_o, Z, cluster = _rest(position, psi, pdata, spec, c)
     t, term = psi.terms[c], spec.terms[c]
-    omega, chol_A = term_precision(t, term, psi.tau, pdata.ZtZ)
+    omega, chol_A = level_precision(t, term, psi.tau, pdata.ZtZ)
     Zty = jax.ops.segment_sum(Z * y_o[:, None], cluster, num_segments=term.N)
     b_c = draw_from_precision(key, chol_A, omega @ t.mu + psi.tau * Zty)
     return tuple(b_c if k == c else b for k, b in enumerate(bs))

@@ -282,7 +282,7 @@ def _meta(fit, position) -> dict:
         "config": None if fit.config is None else asdict(fit.config),
         "family": {"name": family.name, "link": family.link},
         "priors": priors_to_dict(model.priors),
-        "centred": bool(model.spec.centred),
+        "centred": _centred_option(model),
         "centred_auto": bool(getattr(model, "centred_auto", False)),
         "factor": model.spec.factor,
         "dtype": model.dtype,
@@ -384,7 +384,12 @@ def _read_group(path, group: str):
         raise ValueError(f"group {group!r} cannot be read: {_first_line(err)}") from err
 
 
-def _build_model(make, priors, centred: bool, centred_auto: bool):
+def _centred_option(model):
+    """The `centred` argument that rebuilds the model's parametrisation: "laplace" or a bool."""
+    return "laplace" if model.spec.terms[0].laplace else bool(model.spec.centred)
+
+
+def _build_model(make, priors, centred, centred_auto: bool):
     """make(priors, centred) -> GLMM, with the saved priors and parametrisation; blocks that
     were defaults are left to the defaults again (so the model still marks them) when they
     come out the same."""
@@ -393,7 +398,7 @@ def _build_model(make, priors, centred: bool, centred_auto: bool):
         warnings.simplefilter("ignore", UserWarning)
         user = replace(priors, **{name: None for name in priors.defaults})
         model = make(user, None if centred_auto else centred)
-        if model.priors == priors and model.spec.centred == centred:
+        if model.priors == priors and _centred_option(model) == centred:
             return model
         model = make(replace(priors, defaults=()), centred)
     warnings.warn("load: this jaxglmm version's default priors or automatic "
