@@ -407,9 +407,7 @@ class GLMM:
             return mass_matrix
         if method == "joint" and self.spec.family.name == "gaussian":
             return "diagonal"
-        if self._n_sampled(method) <= DENSE_MAX_DIM:
-            return "dense"
-        return "block" if sampled_b else "diagonal"
+        return "dense" if self._n_sampled(method) <= DENSE_MAX_DIM else "diagonal"
 
     @staticmethod
     def _psi_indices(template: dict) -> tuple:
@@ -564,8 +562,9 @@ class GLMM:
                 (dense over psi, the population parameters and hyperparameters, diagonal
                 over the random effects; `jaxglmm.metric`) or "auto" (default): dense when
                 the sampler moves at most 100 parameters, except for the joint sampler of a
-                gaussian model (diagonal); otherwise block when b is sampled, else
-                diagonal.
+                gaussian model, else diagonal (on sim_logit, 4 x 1000/1000, seeds 5 and 6,
+                the block matrix gave min bulk ESS 382 and 354 against the diagonal's 432
+                and 567).
             num_integration_steps: leapfrog steps per HMC transition.
             method: "auto" (collapsed for gaussian identity models with one random-effect
                 term, else joint), "joint" (b sampled with psi), or "collapsed" (b

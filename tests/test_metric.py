@@ -57,9 +57,10 @@ def test_auto_rule_and_a_block_fit(tmp_path):
     y = rng.binomial(1, 1 / (1 + np.exp(-(0.3 + 0.5 * x + rng.normal(0, 1, N)[g]))))
     model = jg.GLMM.from_arrays(y, np.ones(N * m), g, X=x[:, None], family="bernoulli",
                                 centred=False)
-    assert model._mass_matrix("joint", "auto", None) == "block"  # 123 > 100 parameters
+    assert model._mass_matrix("joint", "auto", None) == "diagonal"  # 123 > 100 parameters
     assert model._mass_matrix("joint", "auto", True) == "dense"
-    fit = model.sample(chains=2, warmup=200, draws=100, seed=0, progress=False)
+    fit = model.sample(chains=2, warmup=200, draws=100, seed=0, progress=False,
+                       mass_matrix="block")
     assert fit.info["mass_matrix"] == "block"
     d = fit.chain_state["position"].shape[1]
     k = len(fit.config.mass_block)
