@@ -1,10 +1,14 @@
 """jaxglmm: Bayesian linear and generalized linear mixed models sampled by BlackJAX NUTS."""
-from . import datasets
-from .families import FAMILIES, Bernoulli, Binomial, Family, Gaussian, Poisson, make_family
-from .model import GLMM
-from .priors import Flat, Gamma, Normal, Priors, Wishart
-from .results import Fit, SamplingWarning
-from .storage import load
+from .devices import use_cpu_devices
+
+use_cpu_devices()  # first, before any JAX operation runs (jaxglmm.devices)
+
+from . import datasets  # noqa: E402
+from .families import FAMILIES, Bernoulli, Binomial, Family, Gaussian, Poisson, make_family  # noqa: E402
+from .model import GLMM  # noqa: E402
+from .priors import Flat, Gamma, Normal, Priors, Wishart  # noqa: E402
+from .results import Fit, SamplingWarning  # noqa: E402
+from .storage import load  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -492,12 +492,13 @@ def _run_phase(compiled, states, ws, data, keys, num_steps: int, k: int, start_s
 
 
 def _chain_sharding(chains: int):
-    """A sharding that spreads the chain axis over the local devices, or None when there is
-    one device or the chains do not divide evenly among them."""
+    """A sharding that spreads the chain axis over the local devices (the most of them that
+    divide the chains evenly), or None when that is one."""
     devices = jax.local_devices()
-    if len(devices) < 2 or chains % len(devices):
+    n = max(k for k in range(1, min(len(devices), chains) + 1) if chains % k == 0)
+    if n < 2:
         return None
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("chain",))
+    mesh = jax.sharding.Mesh(np.asarray(devices[:n]), ("chain",))
     return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chain"))
 
 

@@ -1,5 +1,11 @@
-"""Shared test setup: every test runs in float64 (set here, never at library import)."""
-import jax
+"""Shared test setup: every test runs in float64 (set here, never at library import), on one
+CPU device (two pytest workers share the cores; tests/test_devices.py checks the default of
+one device per core, and the device-layout tests ask for two themselves)."""
+import os
+
+os.environ.setdefault("JAXGLMM_CPU_DEVICES", "1")
+
+import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
