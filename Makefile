@@ -1,15 +1,16 @@
 # make demo: set up a virtual environment, install jaxglmm, fit the bundled example.
 # make test: install the test extras and run the test suite.
-# make bench / bench-quick / bench-scaling: install the bench extras (NumPyro) and run
+# make bench / bench-quick / bench-scaling: install the bench extras (NumPyro, PyMC, nutpie) and run
 #   benchmarks/run.py (all models / three small ones, 2 chains x 300 / the scaling study);
-#   extra options in BENCH_ARGS, e.g. make bench BENCH_ARGS="--models cbpp,epil".
+#   extra options in BENCH_ARGS, e.g. make bench BENCH_ARGS="--models cbpp,epil"; make bench
+#   (and bench-real alone) then fits the real-data suite, benchmarks/real_data.py.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
 BENCH_ARGS ?=
 
-.PHONY: demo test test-fast install bench bench-quick bench-scaling clean
+.PHONY: demo test test-fast install bench bench-quick bench-real bench-scaling clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +39,10 @@ test-fast: $(VENV)/.test-installed
 
 bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+	$(PY) benchmarks/real_data.py
+
+bench-real: $(VENV)/.bench-installed
+	$(PY) benchmarks/real_data.py
 
 bench-quick: $(VENV)/.bench-installed
 	$(PY) benchmarks/run.py --quick $(BENCH_ARGS)
