@@ -67,6 +67,23 @@ def _gamma_spec(spec):
     return float(shape), rate
 
 
+def check_entry(name: str, entry: dict, kind: str, kinds: tuple, engine: str) -> str:
+    """The entry's family, after checking that `engine`'s models cover it and `kind` (one of
+    `kinds`); ValueError naming what is not covered."""
+    if kind not in kinds:
+        raise ValueError(f"kind={kind!r} is unknown; choose one of {', '.join(kinds)}.")
+    family = entry["family"]
+    link = entry.get("link", FAMILY_LINKS.get(family))
+    if FAMILY_LINKS.get(family) != link:
+        raise ValueError(f"models.json entry {name!r}: family {family!r} with link {link!r} "
+                         f"is not covered; the {engine} models have gaussian/identity, "
+                         "bernoulli/logit, binomial/logit and poisson/log.")
+    if kind == "marginal" and family != "gaussian":
+        raise ValueError(f"kind='marginal' needs a gaussian model; entry {name!r} is "
+                         f"{family!r}.")
+    return family
+
+
 def parse_priors(name: str, entry: dict) -> Prior:
     """The entry's priors; Wishart (and tau for gaussian models) must be written."""
     p = entry.get("priors", {})
@@ -307,17 +324,7 @@ def make_problem(name: str, entry: dict, df, kind: str = "joint") -> Problem:
         ValueError: unknown kind, a family/link the benchmark models do not cover, a
             marginal model for a non-gaussian family, or priors missing from the entry.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r} is unknown; choose one of {', '.join(KINDS)}.")
-    family = entry["family"]
-    link = entry.get("link", FAMILY_LINKS.get(family))
-    if FAMILY_LINKS.get(family) != link:
-        raise ValueError(f"models.json entry {name!r}: family {family!r} with link {link!r} "
-                         "is not covered; the NumPyro models have gaussian/identity, "
-                         "bernoulli/logit, binomial/logit and poisson/log.")
-    if kind == "marginal" and family != "gaussian":
-        raise ValueError(f"kind='marginal' needs a gaussian model; entry {name!r} is "
-                         f"{family!r}.")
+    family = check_entry(name, entry, kind, KINDS, "NumPyro")
     prior = parse_priors(name, entry)
     arrays = design(entry, df)
     N = int(arrays["cluster"].max()) + 1

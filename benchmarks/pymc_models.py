@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from numpyro_models import FAMILY_LINKS, Prior, design, pad_clusters, parse_priors  # noqa: E402
+from numpyro_models import (Prior, check_entry, design, pad_clusters,  # noqa: E402
+                            parse_priors)
 
 KINDS = ("joint", "centred", "marginal")
 
@@ -102,17 +103,7 @@ def build_model(entry: dict, df, kind: str = "joint", name: str = "?"):
     import pymc as pm
     import pytensor.tensor as pt
 
-    if kind not in KINDS:
-        raise ValueError(f"kind={kind!r} is unknown; choose one of {', '.join(KINDS)}.")
-    family = entry["family"]
-    link = entry.get("link", FAMILY_LINKS.get(family))
-    if FAMILY_LINKS.get(family) != link:
-        raise ValueError(f"models.json entry {name!r}: family {family!r} with link {link!r} "
-                         "is not covered; the PyMC models have gaussian/identity, "
-                         "bernoulli/logit, binomial/logit and poisson/log.")
-    if kind == "marginal" and family != "gaussian":
-        raise ValueError(f"kind='marginal' needs a gaussian model; entry {name!r} is "
-                         f"{family!r}.")
+    family = check_entry(name, entry, kind, KINDS, "PyMC")
     prior = parse_priors(name, entry)
     arrays = design(entry, df)
     N = int(arrays["cluster"].max()) + 1

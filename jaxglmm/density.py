@@ -336,22 +336,22 @@ def log_posterior(position: dict, data: ModelData, spec: ModelSpec) -> Array:
             + log_prior_psi(psi, spec) + log_jac)
 
 
+def _from_factor(L: Array, inverse: bool) -> Array:
+    """L L' (q, q) of a lower factor, or its inverse L^{-T} L^{-1}."""
+    if not inverse:
+        return L @ L.T
+    L_inv = solve_triangular(L, jnp.eye(L.shape[-1], dtype=L.dtype), lower=True)
+    return L_inv.T @ L_inv
+
+
 def term_covariance(t: TermPsi, term: TermSpec) -> Array:
     """D (q, q) of one term from its Cholesky factor."""
-    L = t.chol
-    if term.factor == "D":
-        return L @ L.T
-    L_inv = solve_triangular(L, jnp.eye(term.q, dtype=L.dtype), lower=True)
-    return L_inv.T @ L_inv
+    return _from_factor(t.chol, inverse=term.factor != "D")
 
 
 def term_precision(t: TermPsi, term: TermSpec) -> Array:
     """Omega (q, q) of one term from its Cholesky factor."""
-    L = t.chol
-    if term.factor == "omega":
-        return L @ L.T
-    L_inv = solve_triangular(L, jnp.eye(term.q, dtype=L.dtype), lower=True)
-    return L_inv.T @ L_inv
+    return _from_factor(t.chol, inverse=term.factor == "D")
 
 
 def covariance(psi: Psi, spec: ModelSpec) -> Array:
