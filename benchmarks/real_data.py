@@ -154,6 +154,10 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.date.today().isoformat()
     path = out / f"{stamp}-{socket.gethostname()}-real-data.json"
+    k = 2
+    while path.exists():  # another run of the same day: never write over it
+        path = out / f"{stamp}-{socket.gethostname()}-real-data-{k}.json"
+        k += 1
     path.write_text(json.dumps({"settings": vars(args), "rows": rows}, indent=1))
     print(f"written {path}")
     return 0

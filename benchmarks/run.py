@@ -63,7 +63,7 @@ times for every method, and ESS/s from a short run up to --scaling-sample-max cl
 (jaxglmm and NumPyro only).
 
 Results: tables on stdout and JSON (every row, the settings and the machine) in
-<out>/<date>-<host>[-quick|-scaling].json.
+<out>/<date>-<host>[-quick|-scaling][-2, -3, ... for later runs of the day].json.
 """
 from __future__ import annotations
 
@@ -833,6 +833,10 @@ def main(argv=None) -> int:
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{started:%Y-%m-%d}-{machine['host']}{suffix}.json"
+    k = 2
+    while path.exists():  # another run of the same day: never write over it
+        path = out_dir / f"{started:%Y-%m-%d}-{machine['host']}{suffix}-{k}.json"
+        k += 1
     path.write_text(json.dumps({"started": started.isoformat(timespec="seconds"),
                                 "machine": machine, "settings": settings, "rows": rows},
                                indent=1, default=str))
