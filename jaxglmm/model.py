@@ -189,6 +189,7 @@ class GLMM:
                               terms=tuple(term_specs))
         self.dtype = dtype
         self._init_loc, self._init_scale = self._init_box(defaults_k)
+        self._centrings: dict = {}  # collapsed terms -> the centred basis (jaxglmm.basis)
         flat = []
         if p and isinstance(self.spec.priors.spec.beta, Flat):
             flat.append("beta")
@@ -381,7 +382,8 @@ class GLMM:
     def constrain(self, position: dict) -> dict:
         """Natural-scale parameters of one unconstrained position: beta, mu, tau, sigma, D,
         sd, corr, b, and the random hyperparameters d, gamma."""
-        return natural_draw(position, self.spec, data=self._data())
+        laplace = any(t.laplace for t in self.spec.terms)  # only their b needs the data
+        return natural_draw(position, self.spec, data=self._data() if laplace else None)
 
     @property
     def can_collapse(self) -> bool:
@@ -447,7 +449,10 @@ class GLMM:
                              f"{', '.join(map(repr, BASES))}.")
         if basis == "none":
             return NONE_BASIS, {"alpha": {}, "levels": {}}
-        return centring(self.arrays, self.spec, self.collapsed_terms(method))
+        collapsed = self.collapsed_terms(method)
+        if collapsed not in self._centrings:  # sample, _run and _problem all ask for it
+            self._centrings[collapsed] = centring(self.arrays, self.spec, collapsed)
+        return self._centrings[collapsed]
 
     def _problem(self, method: str, template: dict, keep_b: bool = True,
                  basis: str = "none"):
@@ -520,12 +525,10 @@ class GLMM:
         if len(spec.terms) == 1 and gone:
             return "b integrated out"
 
-        def kind(t):
-            return t.parametrisation
         sampled = [t for k, t in enumerate(spec.terms) if k not in gone]
-        kinds = sorted({kind(t) for t in sampled})
-        text = kinds[0] if len(kinds) == 1 and not gone else ", ".join(
-            f"{kind(t)} {t.key[1:]}" for t in sampled)
+        kinds = {t.parametrisation for t in sampled}
+        text = kinds.pop() if len(kinds) == 1 and not gone else ", ".join(
+            f"{t.parametrisation} {t.key[1:]}" for t in sampled)
         if self.centred_auto:
             text += " (chosen by the data)"
         if gone:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import diagnostics
+from .priors import default_priors
 
 SUMMARY_COLUMNS = ["mean", "sd", "5%", "50%", "95%", "mcse_mean", "ess_bulk", "ess_tail",
                    "r_hat"]
@@ -171,7 +172,6 @@ class Fit:
                 gamma = f"diag(gamma), gamma_j ~ Gamma(shape ({_fmt_vec(g)}), rate ({_fmt_vec(h)}))"
             else:
                 gamma = f"diag({_fmt_vec(pri.gamma)})"
-            from .priors import default_priors
             a = model.arrays
             default = default_priors(a.y, a.X, t.Z, model.spec.family, a.trials).omega
             out.append(

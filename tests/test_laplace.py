@@ -18,15 +18,10 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import jaxglmm as jg
-from jaxglmm import bench, diagnostics, laplace
+from jaxglmm import FAMILIES, bench, diagnostics, laplace
 from jaxglmm.density import random_effects_and_log_jacobian, term_precision, unpack
 
-FAMILY_LINKS = [
-    ("gaussian", "identity"), ("gaussian", "log"),
-    ("bernoulli", "logit"), ("bernoulli", "probit"), ("bernoulli", "cloglog"),
-    ("binomial", "logit"), ("binomial", "probit"), ("binomial", "cloglog"),
-    ("poisson", "log"),
-]
+FAMILY_LINKS = [(name, link) for name, family in FAMILIES.items() for link in family.links]
 FAMILY_IDS = [f"{f}-{l}" for f, l in FAMILY_LINKS]
 SIZES = np.array([1, 5, 3, 2, 4, 1, 6])  # ragged, two singleton clusters
 
