@@ -32,7 +32,7 @@ from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
 from blackjax.adaptation.step_size import dual_averaging_adaptation
 from blackjax.adaptation.window_adaptation import build_schedule
 
-from .metric import block_metric, join, split
+from .metric import block_factors, block_metric, cholesky_factors, dense_metric, join, split
 
 Array = jax.Array
 
@@ -198,22 +198,36 @@ class ChainState(NamedTuple):
         return self.warmup.inverse_mass_matrix
 
 
-def _as_metric(imm: Array, config: SamplerConfig):
-    """The inverse mass matrix as BlackJAX takes it: the array itself, or the block metric
-    of a flat block matrix."""
-    if not config.mass_block:
-        return imm
-    k = len(config.mass_block)
-    return block_metric(imm, config.mass_block, imm.shape[-1] - k * k + k)
+def metric_factors(imm: Array, config: SamplerConfig):
+    """What a chain's metric needs besides `imm` itself, computed once per adaptation
+    window: the Cholesky factors of a dense matrix or of a block matrix's dense block
+    (`jaxglmm.metric.cholesky_factors`), () for a diagonal one."""
+    if config.mass_block:
+        return block_factors(imm, config.mass_block)
+    if imm.ndim == 2:
+        return cholesky_factors(imm)
+    return ()
+
+
+def _as_metric(imm: Array, factors, config: SamplerConfig):
+    """The inverse mass matrix as BlackJAX takes it: the diagonal array itself, or the
+    metric of a dense or block matrix built from its `metric_factors`."""
+    if config.mass_block:
+        k = len(config.mass_block)
+        return block_metric(imm, config.mass_block, imm.shape[-1] - k * k + k, factors)
+    if imm.ndim == 2:
+        return dense_metric(imm, factors)
+    return imm
 
 
 def _kernel_fns(config: SamplerConfig):
-    """(init(x, logdensity), step(key, state, logdensity, step_size, imm) -> (state, stats))."""
+    """(init(x, logdensity), step(key, state, logdensity, step_size, imm, factors) ->
+    (state, stats)); factors: the `metric_factors` of imm."""
     if config.kernel == "nuts":
         kernel = blackjax.nuts.build_kernel()
 
-        def step(key, state, logdensity, step_size, imm):
-            new, info = kernel(key, state, logdensity, step_size, _as_metric(imm, config),
+        def step(key, state, logdensity, step_size, imm, factors):
+            new, info = kernel(key, state, logdensity, step_size, _as_metric(imm, factors, config),
                                max_num_doublings=config.max_tree_depth)
             return new, {"acceptance_rate": info.acceptance_rate,
                          "diverging": info.is_divergent,
@@ -224,8 +238,8 @@ def _kernel_fns(config: SamplerConfig):
     if config.kernel == "hmc":
         kernel = blackjax.hmc.build_kernel()
 
-        def step(key, state, logdensity, step_size, imm):
-            new, info = kernel(key, state, logdensity, step_size, _as_metric(imm, config),
+        def step(key, state, logdensity, step_size, imm, factors):
+            new, info = kernel(key, state, logdensity, step_size, _as_metric(imm, factors, config),
                                num_integration_steps=config.num_integration_steps)
             return new, {"acceptance_rate": info.acceptance_rate,
                          "diverging": info.is_divergent,
@@ -234,7 +248,7 @@ def _kernel_fns(config: SamplerConfig):
         return blackjax.hmc.init, step
     kernel = blackjax.mala.build_kernel()
 
-    def step(key, state, logdensity, step_size, imm):
+    def step(key, state, logdensity, step_size, imm, factors):
         new, info = kernel(key, state, logdensity, step_size)
         return new, {"acceptance_rate": info.acceptance_rate,
                      "diverging": jnp.zeros((), bool),
@@ -283,6 +297,19 @@ def _block_estimator(psi: tuple):
     return init, update, final, to_x
 
 
+DENSE_DRAWS_PER_DIM = 2
+
+
+def _dense_or_diagonal(imm: Array, n) -> Array:
+    """A window's dense estimate (d, d), or its diagonal where the window had fewer than
+    DENSE_DRAWS_PER_DIM * d draws: a dense covariance of fewer draws than about twice the
+    dimension is near singular, and in the next window the chains crawl along its thin
+    directions (epil with a dense matrix, d = 66, 4 x 1000/1000: 7.5 s without this rule,
+    4.7 s with it; windows of 25, 50 and 100 draws are then diagonal)."""
+    d = imm.shape[-1]
+    return jnp.where(n >= DENSE_DRAWS_PER_DIM * d, imm, jnp.diag(jnp.diag(imm)))
+
+
 def _warmup_fns(config: SamplerConfig):
     """init(d, step_size, dtype, scale) / update(ws, stage, window_end, x, accept, scale) /
     final(ws) of Stan's windowed adaptation built from BlackJAX's dual averaging and Welford
@@ -325,9 +352,11 @@ def _warmup_fns(config: SamplerConfig):
 
         def end_window(ws):
             imm_state = mm_final(ws.imm_state)
+            imm_u = imm_state.inverse_mass_matrix
+            if config.dense_mass:
+                imm_u = _dense_or_diagonal(imm_u, ws.imm_state.wc_state.sample_size)
             ss = da_init(da_final(ws.ss_state))
-            return WarmupState(ss, imm_state, jnp.exp(ss.log_step_size),
-                               to_x(imm_state.inverse_mass_matrix, scale))
+            return WarmupState(ss, imm_state, jnp.exp(ss.log_step_size), to_x(imm_u, scale))
         if adapt_mass:
             ws = jax.lax.cond(window_end, end_window, lambda w: w, ws)
         return ws
@@ -369,11 +398,11 @@ def _make_chunk_fn(make_logdensity: Callable, transform: Callable, config: Sampl
 
         def one_chain(state, ws, key):
             def body(carry, xs):
-                state, ws = carry
+                state, ws, factors = carry
                 t, stage, window_end, active = xs
                 step_key, draw_key = jax.random.split(jax.random.fold_in(key, t))
                 new_state, info = step(step_key, state, logdensity, ws.step_size,
-                                       ws.inverse_mass_matrix)
+                                       ws.inverse_mass_matrix, factors)
                 # `adapting`, `stage` and `window_end` are the same for every chain (not
                 # batched by the vmap), so these conds really skip work while sampling
                 new_ws = jax.lax.cond(
@@ -384,8 +413,16 @@ def _make_chunk_fn(make_logdensity: Callable, transform: Callable, config: Sampl
                 new = jax.tree.map(lambda a, b: jnp.where(active, a, b),
                                    (new_state, new_ws), (state, ws))
                 info["lp"] = new[0].logdensity
-                return new, (transform(new[0].position, data, draw_key), info)
-            return jax.lax.scan(body, (state, ws), (t, stage, window_end, active))
+                # the matrix changes only at a window's end: factorise it there
+                factors = jax.lax.cond(
+                    adapting & window_end,
+                    lambda: metric_factors(new[1].inverse_mass_matrix, config),
+                    lambda: factors)
+                return (*new, factors), (transform(new[0].position, data, draw_key), info)
+            factors = metric_factors(ws.inverse_mass_matrix, config)
+            (state, ws, _), out = jax.lax.scan(body, (state, ws, factors),
+                                               (t, stage, window_end, active))
+            return (state, ws), out
 
         return map_chains(one_chain, config.chain_method, states, ws, keys)
 
@@ -491,10 +528,15 @@ def _run_phase(compiled, states, ws, data, keys, num_steps: int, k: int, start_s
     return states, ws, kept, stats, done
 
 
-def _chain_sharding(chains: int):
+def _chain_sharding(chains: int, chain_method: str = "sequential"):
     """A sharding that spreads the chain axis over the local devices (the most of them that
-    divide the chains evenly), or None when that is one."""
+    divide the chains evenly), or None when that is one. Vectorised chains on CPU stay on
+    one device: split over CPU devices, the vmapped program of epil with a dense matrix
+    (d = 66) hung with every XLA thread waiting (jaxlib 0.10), and on CPU a batch of chains
+    is the slower layout anyway (`default_chain_method`)."""
     devices = jax.local_devices()
+    if chain_method == "vectorized" and devices[0].platform == "cpu":
+        return None
     n = max(k for k in range(1, min(len(devices), chains) + 1) if chains % k == 0)
     if n < 2:
         return None
@@ -548,7 +590,7 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
     C, d = x0.shape
 
     t0, c0 = time.perf_counter(), compile_seconds()
-    sharding = _chain_sharding(C)
+    sharding = _chain_sharding(C, config.chain_method)
     if sharding is not None:
         x0, warmup_keys, sample_keys = (jax.device_put(a, sharding)
                                         for a in (x0, warmup_keys, sample_keys))

@@ -137,16 +137,14 @@ def test_chains_spread_over_devices_give_the_same_draws(tmp_path):
     """Two CPU devices take two chains each. With chain_method="sequential" the draws equal
     one device's bit for bit, warmup included (joint bernoulli and collapsed gaussian).
 
-    With the default "vectorized" they agree to rounding only: XLA:CPU rounds a batched
-    matrix product or a long sum over 2 chains differently from one over 4, and over a long
-    run the chaotic NUTS trajectories then part ways (the same posterior, other draws)."""
+    Vectorised chains on CPU stay on one device (`sampling._chain_sharding`: split over CPU
+    devices the batched program of a 66-dimensional dense metric hung), so their draws are
+    the same too."""
     one, two = _run(tmp_path, 1), _run(tmp_path, 2)
     assert one["devices"] == 1 and two["devices"] == 2
     for name in ("bernoulli", "gaussian", "bernoulli_vectorized"):
-        assert one[name + "_devices"] == 1 and two[name + "_devices"] == 2
+        spread = 1 if name == "bernoulli_vectorized" else 2
+        assert one[name + "_devices"] == 1 and two[name + "_devices"] == spread
         for k in one[name]:
             a, b = np.asarray(one[name][k]), np.asarray(two[name][k])
-            if name == "bernoulli_vectorized":
-                np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9, err_msg=k)
-            else:
-                np.testing.assert_array_equal(a, b, err_msg=f"{name}: {k}, 1 and 2 devices")
+            np.testing.assert_array_equal(a, b, err_msg=f"{name}: {k}, 1 and 2 devices")

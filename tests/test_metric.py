@@ -1,5 +1,6 @@
-"""The block inverse mass matrix (dense over psi, diagonal over the latent effects) against
-BlackJAX's dense metric with the same (d, d) matrix, and its adaptation in a fit."""
+"""The block inverse mass matrix (dense over psi, diagonal over the latent effects) and the
+dense metric built from precomputed Cholesky factors, against BlackJAX's dense metric with
+the same (d, d) matrix, and their adaptation in a fit."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -40,6 +41,35 @@ def test_block_metric_equals_the_dense_metric_of_the_same_matrix():
     np.testing.assert_allclose(L @ L.T, full, rtol=1e-10, atol=1e-12)
 
 
+def test_dense_metric_from_factors_equals_blackjax_dense_metric():
+    _, full = _block(3)
+    A = jnp.asarray(full)
+    ours, ref = metric.dense_metric(A, metric.cholesky_factors(A)), gaussian_euclidean(A)
+    rng = np.random.default_rng(4)
+    p, q, s = (jnp.asarray(rng.normal(size=D)) for _ in range(3))
+    np.testing.assert_allclose(ours.kinetic_energy(p), ref.kinetic_energy(p), rtol=1e-12)
+    assert bool(ours.check_turning(p, q, s)) == bool(ref.check_turning(p, q, s))
+    assert bool(ours.check_turning(p, -p, 0.1 * p)) == bool(ref.check_turning(p, -p, 0.1 * p))
+    key = jax.random.key(5)
+    # the same momentum draw: both are M^{1/2} n with M^{1/2} = L^{-T}
+    np.testing.assert_allclose(ours.sample_momentum(key, jnp.zeros(D)),
+                               ref.sample_momentum(key, jnp.zeros(D)), rtol=1e-10)
+    for inv in (True, False):
+        for trans in (True, False):
+            np.testing.assert_allclose(ours.scale(None, p, inv=inv, trans=trans),
+                                       ref.scale(None, p, inv=inv, trans=trans),
+                                       rtol=1e-10, atol=1e-12)
+
+
+def test_a_dense_window_with_fewer_draws_than_twice_the_dimension_gives_its_diagonal():
+    from jaxglmm.sampling import DENSE_DRAWS_PER_DIM, _dense_or_diagonal
+    _, full = _block(6)
+    A = jnp.asarray(full)
+    n_full = DENSE_DRAWS_PER_DIM * D
+    np.testing.assert_array_equal(_dense_or_diagonal(A, n_full), A)
+    np.testing.assert_array_equal(_dense_or_diagonal(A, n_full - 1), jnp.diag(jnp.diag(A)))
+
+
 def test_block_momentum_has_the_mass_matrix_as_covariance():
     imm, full = _block(2)
     ours = metric.block_metric(imm, PSI, D)
@@ -57,8 +87,12 @@ def test_auto_rule_and_a_block_fit(tmp_path):
     y = rng.binomial(1, 1 / (1 + np.exp(-(0.3 + 0.5 * x + rng.normal(0, 1, N)[g]))))
     model = jg.GLMM.from_arrays(y, np.ones(N * m), g, X=x[:, None], family="bernoulli",
                                 centred=False)
-    assert model._mass_matrix("joint", "auto", None) == "diagonal"  # 123 > 100 parameters
+    assert model._mass_matrix("joint", "auto", None) == "diagonal"  # 123 > 40 parameters
     assert model._mass_matrix("joint", "auto", True) == "dense"
+    small = jg.GLMM.from_arrays(y[:60], np.ones(60), g[:60], X=x[:60, None],
+                                family="bernoulli", centred=False)  # 20 clusters
+    assert small._n_sampled("joint") <= 40
+    assert small._mass_matrix("joint", "auto", None) == "dense"
     fit = model.sample(chains=2, warmup=200, draws=100, seed=0, progress=False,
                        mass_matrix="block")
     assert fit.info["mass_matrix"] == "block"
