@@ -4,13 +4,16 @@
 #   benchmarks/run.py (all models / three small ones, 2 chains x 300 / the scaling study);
 #   extra options in BENCH_ARGS, e.g. make bench BENCH_ARGS="--models cbpp,epil"; make bench
 #   (and bench-real alone) then fits the real-data suite, benchmarks/real_data.py.
+# make suite: copy the benchmark suite from ../shared/bench (where new material arrives; set
+#   SHARED_BENCH for another place) into benchmarks/suite, which the tests and benchmarks read.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
 BENCH_ARGS ?=
+SHARED_BENCH ?= ../shared/bench
 
-.PHONY: demo test test-fast install bench bench-quick bench-real bench-scaling clean
+.PHONY: demo test test-fast install bench bench-quick bench-real bench-scaling suite clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +52,12 @@ bench-quick: $(VENV)/.bench-installed
 
 bench-scaling: $(VENV)/.bench-installed
 	$(PY) benchmarks/run.py --scaling $(BENCH_ARGS)
+
+suite:
+	@test -f $(SHARED_BENCH)/models.json || { echo "make suite: no $(SHARED_BENCH)/models.json (set SHARED_BENCH)"; exit 1; }
+	chmod -R u+w benchmarks/suite
+	cp -R $(SHARED_BENCH)/models.json $(SHARED_BENCH)/make_data.py $(SHARED_BENCH)/data $(SHARED_BENCH)/refs benchmarks/suite/
+	chmod -R u+w benchmarks/suite
 
 clean:
 	rm -rf $(VENV) *.egg-info

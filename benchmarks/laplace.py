@@ -5,7 +5,7 @@ random effects").
     python benchmarks/laplace.py MODEL cost CONFIG...  # seconds per gradient only
 
 MODEL is a models.json entry; CONFIG is `default` or `laplace<steps>` (e.g. laplace4). The run
-reports the min bulk ESS over psi (the reference names of jaxglmm.bench), per sampling second
+reports the min bulk ESS over psi (the reference names of benchmarks/catalogue.py), per sampling second
 and per 1000 gradients (sum of n_steps over the kept draws), and the cost of one gradient
 (min over repeats of a jitted value_and_grad).
 """
@@ -20,13 +20,14 @@ import numpy as np
 jax.config.update("jax_enable_x64", True)
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
-from jaxglmm import bench, diagnostics  # noqa: E402
+import catalogue  # noqa: E402
+from jaxglmm import diagnostics  # noqa: E402
 
 
 def make_model(name: str, config: str):
     if config == "default":
-        return bench.load_model(name)
-    model = bench.load_model(name, centred="laplace")
+        return catalogue.load_model(name)
+    model = catalogue.load_model(name, centred="laplace")
     steps = int(config[len("laplace"):])
     model.spec = dataclasses.replace(model.spec, terms=tuple(
         dataclasses.replace(t, newton_steps=steps) for t in model.spec.terms))
@@ -51,7 +52,7 @@ def run(name: str, config: str, seed: int) -> dict:
     model = make_model(name, config)
     grad_s = gradient_seconds(model)
     fit = model.sample(chains=4, warmup=500, draws=500, seed=seed, progress=False)
-    draws = bench.reference_draws(fit)
+    draws = catalogue.reference_draws(fit)
     ess = {k: diagnostics.ess_bulk(v) for k, v in draws.items()}
     worst = min(ess, key=ess.get)
     grads = int(fit.sample_stats["n_steps"].sum())

@@ -1,4 +1,4 @@
-"""NumPyro versions of the models of shared/bench/models.json, for the benchmark (run.py).
+"""NumPyro versions of the models of benchmarks/suite/models.json, for the benchmark (run.py).
 
 The same model as jaxglmm (DESIGN.md section 1) with exactly the entry's priors, float64:
 

@@ -1,4 +1,4 @@
-"""PyMC versions of the models of shared/bench/models.json, sampled by nutpie (run.py).
+"""PyMC versions of the models of benchmarks/suite/models.json, sampled by nutpie (run.py).
 
 The same model as jaxglmm and benchmarks/numpyro_models.py (DESIGN.md section 1), with exactly
 the entry's priors, float64:

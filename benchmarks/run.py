@@ -1,5 +1,5 @@
 """Benchmark jaxglmm against nutpie (PyMC models) and NumPyro on the models of
-shared/bench/models.json.
+benchmarks/suite/models.json (a copy of ../shared/bench).
 
     python benchmarks/run.py [--quick] [--models a,b] [--chains 4 --warmup 1000 --draws 1000]
                              [--seed 1] [--out benchmarks/results] [--peers nutpie,numpyro]
@@ -46,7 +46,7 @@ Times in the table (seconds, wall clock):
   grad ms     one jitted value-and-gradient of the log density for all chains at once
               (vmapped), median of several calls: the cost per leapfrog step (nutpie: chains x
               one call of its numba function from Python, call overhead included).
-ESS/s is the smallest bulk ESS over psi (every quantity of `jaxglmm.bench.reference_draws`:
+ESS/s is the smallest bulk ESS over psi (every quantity of `catalogue.reference_draws`:
 beta, mu, sigma, tau, D, sd, corr, d, gamma) divided by run s (warmup + draws, compile
 excluded; the JSON keeps ess_per_sampling_s too); "jaxglmm / this" is jaxglmm's ESS/s over
 the row's; "max z vs jaxglmm" is the largest |difference of the two posterior means| /
@@ -121,8 +121,8 @@ def _peak_mib() -> float:
 
 
 def _load_make_data():
-    from jaxglmm import bench
-    path = bench.bench_root() / "make_data.py"
+    import catalogue
+    path = catalogue.bench_root() / "make_data.py"
     spec = importlib.util.spec_from_file_location("make_data", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -132,14 +132,14 @@ def _load_make_data():
 def _entry_and_data(task):
     """(entry name, entry, data frame) of a task: a models.json entry, or a simulation with
     the priors of an entry (scaling study)."""
-    from jaxglmm import bench
-    catalogue = bench.load_catalogue()
+    import catalogue
+    catalogue = catalogue.load_catalogue()
     if task.get("sim"):
         entry = catalogue[task["entry"]]
         df = getattr(_load_make_data(), task["sim"])(task["n_clusters"])
         return task["entry"], entry, df
     entry = catalogue[task["model"]]
-    return task["model"], entry, bench.load_data(entry)
+    return task["model"], entry, catalogue.load_data(entry)
 
 
 def _summaries(draws: dict) -> dict:
@@ -201,7 +201,7 @@ def _fit_jaxglmm(glmm, method, task, clock):
     call, and every compile span (the chunk program, and the small ones of the initial
     positions and sufficient statistics) is counted in compile_s, as for NumPyro."""
     import numpy as np
-    from jaxglmm import bench
+    import catalogue
     T0 = time.time()
     fit = glmm.sample(chains=task["chains"], warmup=task["warmup"], draws=task["draws"],
                       seed=task["seed"], method=method, progress=False)
@@ -223,7 +223,7 @@ def _fit_jaxglmm(glmm, method, task, clock):
         "chain_method": info.get("chain_method", "vectorized"),
         "steps_per_draw": float(np.mean(fit.sample_stats["n_steps"])),
         "divergences": fit.num_divergences,
-        "params": _summaries(bench.reference_draws(fit)),
+        "params": _summaries(catalogue.reference_draws(fit)),
     }
 
 
@@ -343,10 +343,10 @@ def _data_rule_centred(glmm) -> bool:
 
 
 def _glmm_like(entry, df, centred: bool):
-    from jaxglmm import bench
+    import catalogue
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return bench.model_from_entry(entry, data=df, centred=centred)
+        return catalogue.model_from_entry(entry, data=df, centred=centred)
 
 
 def _numpyro_check_logp(problem, glmm, seed: int, n_points: int = 3) -> float:
@@ -411,14 +411,14 @@ def run_worker(task: dict) -> dict:
     import jax
     jax.config.update("jax_enable_x64", True)
     clock = CompileClock()
-    from jaxglmm import bench
+    import catalogue
     sys.path.insert(0, str(HERE))
     import numpyro_models as nm
 
     name, entry, df = _entry_and_data(task)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # flat-prior notices
-        glmm = bench.model_from_entry(entry, data=df)
+        glmm = catalogue.model_from_entry(entry, data=df)
     row = {"n_obs": int(len(df)), "N": int(glmm.spec.N), "p": glmm.spec.p, "q": glmm.spec.q,
            "setup_mib": _peak_mib()}
     if task["engine"] == "nutpie":
@@ -758,8 +758,8 @@ def main(argv=None) -> int:
         row = run_worker(json.loads(args.worker))
         Path(args.worker_out).write_text(json.dumps(row))
         return 0
-    from jaxglmm import bench
-    catalogue = bench.load_catalogue()
+    import catalogue
+    catalogue = catalogue.load_catalogue()
     if args.models:
         args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     else:

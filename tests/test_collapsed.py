@@ -99,8 +99,8 @@ def test_method_is_chosen_and_recorded():
 def test_collapsed_and_joint_posteriors_agree():
     """sleepstudy with the models.json priors: every psi element and every b_i, means within
     4 combined MCSE."""
-    from jaxglmm import bench
-    model = bench.load_model("sleepstudy")
+    import catalogue
+    model = catalogue.load_model("sleepstudy")
     fits = [model.sample(chains=4, warmup=1000, draws=1000, seed=3, method=m, progress=False)
             for m in ("collapsed", "joint")]
     assert [f.info["method"] for f in fits] == ["collapsed", "joint"]

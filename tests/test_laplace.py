@@ -18,7 +18,8 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 import jaxglmm as jg
-from jaxglmm import FAMILIES, bench, diagnostics, laplace
+import catalogue
+from jaxglmm import FAMILIES, diagnostics, laplace
 from jaxglmm.density import random_effects_and_log_jacobian, term_precision, unpack
 
 FAMILY_LINKS = [(name, link) for name, family in FAMILIES.items() for link in family.links]
@@ -298,11 +299,11 @@ def test_posterior_of_psi_matches_the_non_centred_sampler():
 @pytest.mark.parametrize("name", ["cbpp", "epil"])
 def test_posterior_matches_stan_reference(name):
     import json
-    with open(bench.bench_root() / "refs" / f"{name}.json") as f:
+    with open(catalogue.bench_root() / "refs" / f"{name}.json") as f:
         ref = json.load(f)
-    fit = bench.load_model(name, centred="laplace").sample(chains=4, warmup=1000, draws=1000,
+    fit = catalogue.load_model(name, centred="laplace").sample(chains=4, warmup=1000, draws=1000,
                                                            seed=11, progress=False)
-    draws = bench.reference_draws(fit)
+    draws = catalogue.reference_draws(fit)
     rows = []
     for key, r in ref["params"].items():
         x = draws[key]

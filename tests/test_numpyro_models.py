@@ -4,10 +4,7 @@ Their log densities equal jaxglmm's up to a constant at matched points (the unco
 spaces differ only by a permutation of the Cholesky coordinates), and short NUTS runs match the
 Stan references within 4 combined Monte Carlo standard errors.
 """
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -15,20 +12,17 @@ import pytest
 
 pytest.importorskip("numpyro")
 
-from jaxglmm import bench, collapsed, diagnostics  # noqa: E402
+import catalogue  # noqa: E402
+from jaxglmm import collapsed, diagnostics  # noqa: E402
+import numpyro_models as nm  # noqa: E402
 
 Z_CRIT = 4.0
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "numpyro_models.py"
-_spec = importlib.util.spec_from_file_location("numpyro_models", _PATH)
-nm = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("numpyro_models", nm)
-_spec.loader.exec_module(nm)
 
 
 def _setup(name, kind):
-    entry = bench.load_catalogue()[name]
-    df = bench.load_data(entry)
-    glmm = bench.model_from_entry(entry, data=df, centred=False)  # non-centred, as NumPyro's
+    entry = catalogue.load_catalogue()[name]
+    df = catalogue.load_data(entry)
+    glmm = catalogue.model_from_entry(entry, data=df, centred=False)  # non-centred, as NumPyro's
     return glmm, nm.make_problem(name, entry, df, kind)
 
 
@@ -84,8 +78,8 @@ def test_dimension_counts_the_unconstrained_parameters():
 
 
 def test_unknown_kind_and_non_gaussian_marginal_are_refused():
-    entry = bench.load_catalogue()["cbpp"]
-    df = bench.load_data(entry)
+    entry = catalogue.load_catalogue()["cbpp"]
+    df = catalogue.load_data(entry)
     with pytest.raises(ValueError, match="kind='centred' is unknown"):
         nm.make_problem("cbpp", entry, df, "centred")
     with pytest.raises(ValueError, match="needs a gaussian model"):
@@ -95,7 +89,7 @@ def test_unknown_kind_and_non_gaussian_marginal_are_refused():
 @pytest.mark.slow
 @pytest.mark.parametrize("name,kind", [("cbpp", "joint"), ("sleepstudy", "marginal")])
 def test_numpyro_posterior_matches_stan_reference(name, kind):
-    with open(bench.bench_root() / "refs" / f"{name}.json") as f:
+    with open(catalogue.bench_root() / "refs" / f"{name}.json") as f:
         ref = json.load(f)
     glmm, problem = _setup(name, kind)
     mcmc = nm.make_mcmc(problem, chains=2, warmup=500, draws=500,

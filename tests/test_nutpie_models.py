@@ -7,10 +7,7 @@ equal jaxglmm's up to a constant at matched points: the unconstrained spaces are
 difference between two points must vanish. nutpie's own compiled (numba) log density is
 checked the same way, and a slow test matches a short nutpie run to the Stan reference.
 """
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -20,20 +17,17 @@ pytest.importorskip("numpyro")   # pymc_models reads the data arrays with numpyr
 pytest.importorskip("pymc")
 pytest.importorskip("nutpie")
 
-from jaxglmm import bench, collapsed, diagnostics  # noqa: E402
+import catalogue  # noqa: E402
+from jaxglmm import collapsed, diagnostics  # noqa: E402
+import pymc_models as pmm  # noqa: E402
 
 Z_CRIT = 4.0
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "pymc_models.py"
-_spec = importlib.util.spec_from_file_location("pymc_models", _PATH)
-pmm = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("pymc_models", pmm)
-_spec.loader.exec_module(pmm)
 
 
 def _setup(name, kind):
-    entry = bench.load_catalogue()[name]
-    df = bench.load_data(entry)
-    glmm = bench.model_from_entry(entry, data=df, centred=kind == "centred")
+    entry = catalogue.load_catalogue()[name]
+    df = catalogue.load_data(entry)
+    glmm = catalogue.model_from_entry(entry, data=df, centred=kind == "centred")
     return glmm, pmm.make_problem(name, entry, df, kind)
 
 
@@ -80,9 +74,9 @@ def test_log_density_equals_jaxglmm_up_to_a_constant(name, kind):
 
 def test_a_wrong_prior_is_caught():
     """The check sees a prior that differs from jaxglmm's (Wishart df 1 -> 2 on cbpp)."""
-    entry = json.loads(json.dumps(bench.load_catalogue()["cbpp"]))
-    df = bench.load_data(entry)
-    glmm = bench.model_from_entry(entry, data=df, centred=False)
+    entry = json.loads(json.dumps(catalogue.load_catalogue()["cbpp"]))
+    df = catalogue.load_data(entry)
+    glmm = catalogue.model_from_entry(entry, data=df, centred=False)
     entry["priors"]["omega"]["wishart"]["df"] = 2
     diffs, _ = _log_density_differences(glmm, pmm.make_problem("cbpp", entry, df), "joint")
     assert np.ptp(diffs) > 1e-3
@@ -91,8 +85,8 @@ def test_a_wrong_prior_is_caught():
 def test_padding_adds_only_the_unit_normal_constant():
     """Ragged sim_longit: every padded row adds log N(0 | 0, 1) = -log(2 pi) / 2, nothing else."""
     glmm, problem = _setup("sim_longit", "marginal")
-    arrays = pmm.pad_clusters(pmm.design(bench.load_catalogue()["sim_longit"],
-                                         bench.load_data(bench.load_catalogue()["sim_longit"])))
+    arrays = pmm.pad_clusters(pmm.design(catalogue.load_catalogue()["sim_longit"],
+                                         catalogue.load_data(catalogue.load_catalogue()["sim_longit"])))
     n_padded = arrays["mask"].size - arrays["mask"].sum()
     assert n_padded > 0
     diffs, _ = _log_density_differences(glmm, problem, "marginal", n_points=2)
@@ -127,8 +121,8 @@ def test_dimension_counts_the_unconstrained_parameters():
 
 
 def test_unknown_kind_and_non_gaussian_marginal_are_refused():
-    entry = bench.load_catalogue()["cbpp"]
-    df = bench.load_data(entry)
+    entry = catalogue.load_catalogue()["cbpp"]
+    df = catalogue.load_data(entry)
     with pytest.raises(ValueError, match="kind='collapsed' is unknown"):
         pmm.make_problem("cbpp", entry, df, "collapsed")
     with pytest.raises(ValueError, match="needs a gaussian model"):
@@ -138,7 +132,7 @@ def test_unknown_kind_and_non_gaussian_marginal_are_refused():
 @pytest.mark.slow
 def test_nutpie_posterior_matches_stan_reference():
     import nutpie
-    with open(bench.bench_root() / "refs" / "cbpp.json") as f:
+    with open(catalogue.bench_root() / "refs" / "cbpp.json") as f:
         ref = json.load(f)
     _, problem = _setup("cbpp", "centred")
     trace = nutpie.sample(pmm.compile_nutpie(problem), chains=2, tune=500, draws=500, seed=3,
@@ -158,9 +152,9 @@ def test_numpyro_centred_joint_equals_jaxglmm_up_to_a_constant(name):
     """NumPyro's joint_centred model (benchmarks/numpyro_models.py), added with the nutpie peer
     so that both peers get the centred parametrisation where jaxglmm's data rule picks it."""
     import numpyro_models as nm
-    entry = bench.load_catalogue()[name]
-    df = bench.load_data(entry)
-    glmm = bench.model_from_entry(entry, data=df, centred=True)
+    entry = catalogue.load_catalogue()[name]
+    df = catalogue.load_data(entry)
+    glmm = catalogue.model_from_entry(entry, data=df, centred=True)
     problem = nm.make_problem(name, entry, df, "joint_centred")
 
     @jax.jit

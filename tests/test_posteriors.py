@@ -9,19 +9,20 @@ import numpy as np
 import pytest
 
 import jaxglmm as jg
-from jaxglmm import bench, diagnostics
+import catalogue
+from jaxglmm import diagnostics
 
 Z_CRIT = 4.0
 
 
 def _reference(name):
-    with open(bench.bench_root() / "refs" / f"{name}.json") as f:
+    with open(catalogue.bench_root() / "refs" / f"{name}.json") as f:
         return json.load(f)
 
 
 def _compare_to_reference(fit, ref):
     """Rows (name, ours, reference, z) for every quantity the reference has; R-hat too."""
-    draws = bench.reference_draws(fit)
+    draws = catalogue.reference_draws(fit)
     missing = sorted(set(ref["params"]) - set(draws))
     assert not missing, f"the fit lacks reference quantities {missing}"
     rows = []
@@ -37,7 +38,7 @@ def _compare_to_reference(fit, ref):
 @pytest.mark.parametrize("name", ["sleepstudy", "cbpp", "epil"])
 def test_posterior_matches_stan_reference(name):
     ref = _reference(name)
-    model = bench.load_model(name)
+    model = catalogue.load_model(name)
     fit = model.sample(chains=4, warmup=1000, draws=1000, seed=11, progress=False)
     rows = _compare_to_reference(fit, ref)
     report = "\n".join(f"{n:10s} ours {m:10.4f} ref {r:10.4f} z {z:+.2f} rhat {h:.4f}"
@@ -52,9 +53,9 @@ def test_posterior_matches_stan_reference(name):
 def test_bench_model_converges(name):
     """Every entry of models.json but sim_lmm_big (a performance case) fits with R-hat < 1.01
     from the loader, with exactly the priors written there."""
-    model = bench.load_model(name)
+    model = catalogue.load_model(name)
     fit = model.sample(chains=4, warmup=1000, draws=1000, seed=5, progress=False)
-    draws = bench.reference_draws(fit)
+    draws = catalogue.reference_draws(fit)
     rhats = {k: diagnostics.rhat(v) for k, v in draws.items()}
     assert max(rhats.values()) < 1.01, rhats
     if name == "sleepstudy_hyper":
@@ -62,14 +63,14 @@ def test_bench_model_converges(name):
 
 
 def test_loader_uses_the_priors_written_in_models_json():
-    catalogue = bench.load_catalogue()
-    m = bench.model_from_entry(catalogue["sleepstudy_hyper"])
+    catalogue = catalogue.load_catalogue()
+    m = catalogue.model_from_entry(catalogue["sleepstudy_hyper"])
     pri = m.spec.priors
     assert pri.mu == ((0.0, 0.0), (1000.0, 1000.0))
     assert pri.tau == (1.0, (1.0, 200.0)) and pri.random_d
     assert pri.random_gamma and pri.gamma == ((0.5, 0.5), (0.05, 0.05))
     assert pri.omega_df == 2.0 and pri.beta is None
-    m = bench.model_from_entry(catalogue["cbpp"])
+    m = catalogue.model_from_entry(catalogue["cbpp"])
     assert m.spec.family.name == "binomial" and m.spec.p == 3 and m.spec.q == 1
     assert m.spec.priors.beta == ((0.0,) * 3, (10.0,) * 3)
     assert m.spec.priors.gamma == (1.0,) and m.spec.priors.omega_df == 1.0

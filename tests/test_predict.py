@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import jaxglmm
-import jaxglmm.bench
+import catalogue
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +20,7 @@ def sleep_fit():
 
 @pytest.fixture(scope="module")
 def cbpp_fit():
-    df = pd.read_csv(jaxglmm.bench.bench_root() / "data" / "cbpp.csv")
+    df = pd.read_csv(catalogue.bench_root() / "data" / "cbpp.csv")
     model = jaxglmm.GLMM("incidence/size ~ C(period) + (1 | herd)", df, family="binomial")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

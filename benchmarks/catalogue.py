@@ -1,4 +1,8 @@
-"""Models of the shared benchmark suite (shared/bench/models.json) as `GLMM.from_arrays` calls.
+"""Models of the benchmark suite (benchmarks/suite/models.json) as `GLMM.from_arrays` calls.
+
+The suite (models.json, data/, refs/ and make_data.py) is a copy of ../shared/bench, where new
+material arrives (`make suite` copies it again), so that a clone of the repository alone runs
+the tests and the benchmark.
 
 models.json states each model in the seed's parametrisation with its exact priors; this module
 turns an entry into a model with exactly those priors, for the posterior tests and the
@@ -14,22 +18,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .model import GLMM
-from .priors import Flat, Gamma, Normal, Priors, Wishart
+from jaxglmm import GLMM
+from jaxglmm.priors import Flat, Gamma, Normal, Priors, Wishart
+
+SUITE = Path(__file__).resolve().parent / "suite"
 
 
 def bench_root(root: str | os.PathLike | None = None) -> Path:
-    """The folder holding models.json: `root`, else $JAXGLMM_BENCH, else ../shared/bench
-    beside the current directory or beside this source tree."""
-    candidates = [root, os.environ.get("JAXGLMM_BENCH")]
-    candidates += [Path.cwd().parent / "shared" / "bench",
-                   Path(__file__).resolve().parents[2] / "shared" / "bench"]
-    for c in candidates:
+    """The folder holding models.json: `root`, else $JAXGLMM_BENCH, else benchmarks/suite."""
+    for c in (root, os.environ.get("JAXGLMM_BENCH"), SUITE):
         if c is not None and (Path(c) / "models.json").is_file():
             return Path(c)
     raise FileNotFoundError(
-        "models.json not found: pass root=, or set JAXGLMM_BENCH to the folder holding "
-        "the shared benchmark suite (shared/bench).")
+        f"models.json not found in {root or os.environ.get('JAXGLMM_BENCH') or SUITE}: pass "
+        "root=, or set JAXGLMM_BENCH to a folder holding the benchmark suite.")
 
 
 def load_catalogue(root=None) -> dict:
