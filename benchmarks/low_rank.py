@@ -11,13 +11,13 @@ jax.config.update("jax_enable_x64", True)
 import blackjax
 from jax.flatten_util import ravel_pytree
 from blackjax.adaptation.low_rank_adaptation import window_adaptation_low_rank
-from jaxglmm import bench
+import catalogue
 import arviz as az
 
 name, mode = sys.argv[1], sys.argv[2]
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 W, N, C = 1000, 1000, 4
-glmm = bench.load_model(name)
+glmm = catalogue.load_model(name)
 method = "joint"
 starts = glmm.initial_positions(seed, C, method)
 data, unravel, make_ld, transform = glmm._problem(method, starts[0], basis="centred")
