@@ -132,14 +132,14 @@ def _load_make_data():
 def _entry_and_data(task):
     """(entry name, entry, data frame) of a task: a models.json entry, or a simulation with
     the priors of an entry (scaling study)."""
-    import catalogue
-    catalogue = catalogue.load_catalogue()
+    from catalogue import load_catalogue, load_data
+    catalogue = load_catalogue()
     if task.get("sim"):
         entry = catalogue[task["entry"]]
         df = getattr(_load_make_data(), task["sim"])(task["n_clusters"])
         return task["entry"], entry, df
     entry = catalogue[task["model"]]
-    return task["model"], entry, catalogue.load_data(entry)
+    return task["model"], entry, load_data(entry)
 
 
 def _summaries(draws: dict) -> dict:
@@ -758,8 +758,8 @@ def main(argv=None) -> int:
         row = run_worker(json.loads(args.worker))
         Path(args.worker_out).write_text(json.dumps(row))
         return 0
-    import catalogue
-    catalogue = catalogue.load_catalogue()
+    from catalogue import load_catalogue
+    catalogue = load_catalogue()
     if args.models:
         args.models = [m.strip() for m in args.models.split(",") if m.strip()]
     else:

@@ -63,14 +63,14 @@ def test_bench_model_converges(name):
 
 
 def test_loader_uses_the_priors_written_in_models_json():
-    catalogue = catalogue.load_catalogue()
-    m = catalogue.model_from_entry(catalogue["sleepstudy_hyper"])
+    entries = catalogue.load_catalogue()
+    m = catalogue.model_from_entry(entries["sleepstudy_hyper"])
     pri = m.spec.priors
     assert pri.mu == ((0.0, 0.0), (1000.0, 1000.0))
     assert pri.tau == (1.0, (1.0, 200.0)) and pri.random_d
     assert pri.random_gamma and pri.gamma == ((0.5, 0.5), (0.05, 0.05))
     assert pri.omega_df == 2.0 and pri.beta is None
-    m = catalogue.model_from_entry(catalogue["cbpp"])
+    m = catalogue.model_from_entry(entries["cbpp"])
     assert m.spec.family.name == "binomial" and m.spec.p == 3 and m.spec.q == 1
     assert m.spec.priors.beta == ((0.0,) * 3, (10.0,) * 3)
     assert m.spec.priors.gamma == (1.0,) and m.spec.priors.omega_df == 1.0
