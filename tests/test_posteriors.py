@@ -1,4 +1,4 @@
-"""Posteriors against references: Stan runs of the shared suite and an exact conjugate case.
+"""Posteriors against references: Stan runs of the benchmark suite (benchmarks/suite) and an exact conjugate case.
 
 Tolerances come from Monte Carlo standard errors: |ours - reference| < 4 sqrt(mcse_ours^2 +
 mcse_ref^2) per quantity, never a hand-picked number.
