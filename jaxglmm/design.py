@@ -290,7 +290,7 @@ def prepare_arrays(y, Z, groups, X, family: Family, trials, offset, x_names,
     if n == 0:
         raise ValueError("y: is empty; the model needs at least one observation.")
     _check_finite(y, "y")
-    _check_scale(y, "y", spread=family.name == "gaussian" and family.link == "identity")
+    _check_scale(y, "y", spread=family.collapsible)
     Z = _as_float(Z, "Z", 2)
     _check_length(Z, "Z", n)
     if Z.shape[1] == 0:
@@ -344,29 +344,14 @@ def information_ratio(arrays: ArrayData, family: Family, term: int = 0) -> float
     """How strongly the data inform each cluster's b_i relative to a unit-scale prior guess.
 
     For every cluster and random column k: sum_j w_ij z_ijk^2 * v_k, with w the GLM working
-    weight at the pooled mean (bernoulli/binomial n p(1-p) for logit, its probit and cloglog
-    analogues; poisson mean; gaussian 1/var(y)) and v_k a prior guess of var(b_k) on the link
-    scale (1 for GLMMs, var(y)/2 for gaussian; divided by var(z_k) for non-constant columns).
+    weight at the pooled mean and v_k a prior guess of var(b_k) on the link scale, both from
+    `Family.working_weight` (bernoulli/binomial n p(1-p) for logit, poisson the mean,
+    gaussian 1/var(y); v 1 for GLMMs, var(y)/2 for gaussian), v_k divided by var(z_k) for
+    non-constant columns.
     Returns the median over clusters of the smallest ratio over columns, for random-effect
     term `term` (0: the first).
     """
-    from scipy.stats import norm
-
-    y, n = arrays.y, arrays.trials
-    if family.name in ("bernoulli", "binomial"):
-        p = float(np.clip(y.sum() / n.sum(), 0.01, 0.99))
-        if family.link == "logit":
-            w = n * p * (1 - p)
-        elif family.link == "probit":
-            w = n * norm.pdf(norm.ppf(p)) ** 2 / (p * (1 - p))
-        else:  # cloglog
-            w = n * np.log1p(-p) ** 2 * (1 - p) / p
-        v = 1.0
-    elif family.name == "poisson":
-        w, v = np.full(y.shape, max(float(y.mean()), 0.01)), 1.0
-    else:
-        var = float(np.var(y)) or 1.0
-        w, v = np.full(y.shape, 1.0 / var), var / 2.0
+    w, v = family.working_weight(arrays.y, arrays.trials)
     t = arrays.terms[term]
     col_var = np.var(t.Z, axis=0)
     v_k = np.where(col_var > 0, v / np.where(col_var > 0, col_var, 1.0), v)
@@ -384,7 +369,7 @@ def choose_centred(arrays: ArrayData, family: Family, term: int = 0) -> bool:
     others are sampled, by the rule (on InstEval's lecturers, 65
     ratings each, non-centred gave bulk ESS 108 for their sd in 600 draws, centred 667)."""
     sizes = [(len(t.groups), t.Z.shape[1]) for t in arrays.terms]
-    if family.name == "gaussian" and (len(sizes) == 1 or term == largest_term(sizes)):
+    if family.collapsible and (len(sizes) == 1 or term == largest_term(sizes)):
         return False  # integrated out by default; a forced joint run moves it non-centred
     return information_ratio(arrays, family, term) >= CENTRED_THRESHOLD
 

@@ -1,8 +1,11 @@
 """Response families and their link functions.
 
-A family is a small frozen dataclass with one job: the log density of y given the linear
-predictor eta (and the precision tau = 1/phi where the family has a dispersion). Adding a family
-means writing one such object and registering it in ``FAMILIES``.
+A family is a small frozen dataclass that holds everything jaxglmm knows of it: the log density
+of y given the linear predictor eta (and the precision tau = 1/phi where the family has a
+dispersion), the inverse link, the support check, whether y is discrete, whether b can be
+integrated out exactly, the GLM working weight the centring rule uses, the data scale the
+default priors use, and how the model text names it. Adding a family means writing one such
+object and registering it in ``FAMILIES``.
 
 All densities are written in terms of eta, not of the mean, so that the numerically stable
 forms (softplus, log_ndtr, exp of the log link) are used on the whole real line.
@@ -18,6 +21,11 @@ import numpy as np
 from jax.scipy.special import gammaln, log_ndtr, ndtr
 
 Array = jax.Array
+
+MEAN_TEXT = {  # E(y | b) = g^{-1}(eta) as the model's description writes it
+    "identity": "eta_ij", "log": "exp(eta_ij)", "logit": "logit^-1(eta_ij)",
+    "probit": "Phi(eta_ij)", "cloglog": "1 - exp(-exp(eta_ij))",
+}
 
 INVERSE_LINKS = {
     "identity": lambda eta: eta,
@@ -66,6 +74,19 @@ def _binary_kernel(y: Array, n: Array, eta: Array, link: str) -> Array:
     return (jnp.where(y > 0, y * log_p, 0.0) + jnp.where(n - y > 0, (n - y) * log_q, 0.0))
 
 
+def _binary_working_weight(y: np.ndarray, n: np.ndarray, link: str) -> np.ndarray:
+    """n p(1-p) at the pooled success rate p for the logit link, and its probit and cloglog
+    analogues n g'(eta)^2 / (p (1 - p)); (n_obs,)."""
+    from scipy.stats import norm
+
+    p = float(np.clip(y.sum() / n.sum(), 0.01, 0.99))
+    if link == "logit":
+        return n * p * (1 - p)
+    if link == "probit":
+        return n * norm.pdf(norm.ppf(p)) ** 2 / (p * (1 - p))
+    return n * np.log1p(-p) ** 2 * (1 - p) / p  # cloglog
+
+
 def _first_bad_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
@@ -83,6 +104,7 @@ class Family:
     links: ClassVar[tuple[str, ...]] = ()
     has_dispersion: ClassVar[bool] = False
     has_trials: ClassVar[bool] = False
+    discrete: ClassVar[bool] = False  # y takes integer values (predictive draws are rounded)
 
     def __post_init__(self):
         if not self.link:
@@ -116,6 +138,27 @@ class Family:
         """One draw of y per element of eta (posterior predictive)."""
         raise NotImplementedError
 
+    @property
+    def collapsible(self) -> bool:
+        """Whether b can be integrated out exactly (a gaussian likelihood linear in b)."""
+        return False
+
+    def data_scale(self, y: np.ndarray) -> tuple[float, float]:
+        """(s, m): the scale and centre of y on the linear predictor's scale that the default
+        priors are written in: sd(y) and mean(y) where eta is y's mean, else (1, 0)."""
+        return 1.0, 0.0
+
+    def working_weight(self, y: np.ndarray, trials: np.ndarray) -> tuple[np.ndarray, float]:
+        """(w (n_obs,), v): the GLM working weight of each observation at the pooled mean
+        and a prior guess of var(b) on the link scale, for the centring rule
+        (`design.information_ratio`)."""
+        raise NotImplementedError
+
+    def distribution_text(self, mean: str) -> str:
+        """y_ij | b_i's distribution as the model's description writes it, given the text
+        of its mean."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class Gaussian(Family):
@@ -124,6 +167,22 @@ class Gaussian(Family):
     name: ClassVar[str] = "gaussian"
     links: ClassVar[tuple[str, ...]] = ("identity", "log")
     has_dispersion: ClassVar[bool] = True
+
+    @property
+    def collapsible(self) -> bool:
+        return self.link == "identity"
+
+    def data_scale(self, y):
+        if self.link != "identity":
+            return 1.0, 0.0
+        return float(np.std(y)) or 1.0, float(np.mean(y))
+
+    def working_weight(self, y, trials):
+        var = float(np.var(y)) or 1.0
+        return np.full(np.shape(y), 1.0 / var), var / 2.0
+
+    def distribution_text(self, mean):
+        return f"N({mean}, 1/tau)"
 
     def log_kernel(self, y, eta, tau, trials):
         resid = y - self.inverse_link(eta)
@@ -142,6 +201,13 @@ class Bernoulli(Family):
 
     name: ClassVar[str] = "bernoulli"
     links: ClassVar[tuple[str, ...]] = ("logit", "probit", "cloglog")
+    discrete: ClassVar[bool] = True
+
+    def working_weight(self, y, trials):
+        return _binary_working_weight(y, trials, self.link), 1.0
+
+    def distribution_text(self, mean):
+        return f"Bernoulli({mean})"
 
     def log_kernel(self, y, eta, tau, trials):
         return _binary_kernel(y, 1.0, eta, self.link)
@@ -166,6 +232,13 @@ class Binomial(Family):
     name: ClassVar[str] = "binomial"
     links: ClassVar[tuple[str, ...]] = ("logit", "probit", "cloglog")
     has_trials: ClassVar[bool] = True
+    discrete: ClassVar[bool] = True
+
+    def working_weight(self, y, trials):
+        return _binary_working_weight(y, trials, self.link), 1.0
+
+    def distribution_text(self, mean):
+        return f"Binomial(n_ij, {mean})"
 
     def log_kernel(self, y, eta, tau, trials):
         return _binary_kernel(y, trials, eta, self.link)
@@ -200,6 +273,13 @@ class Poisson(Family):
 
     name: ClassVar[str] = "poisson"
     links: ClassVar[tuple[str, ...]] = ("log",)
+    discrete: ClassVar[bool] = True
+
+    def working_weight(self, y, trials):
+        return np.full(np.shape(y), max(float(np.mean(y)), 0.01)), 1.0
+
+    def distribution_text(self, mean):
+        return f"Poisson({mean})"
 
     def log_kernel(self, y, eta, tau, trials):
         return y * eta - jnp.exp(eta)

@@ -34,7 +34,6 @@ AXES = {
 }
 # families whose responses are counts: observed and predicted y are stored as integers so
 # that ArviZ treats them as discrete (histograms rather than densities in plot_ppc)
-DISCRETE_FAMILIES = ("bernoulli", "binomial", "poisson")
 OBS_DIM = "obs"
 PLOT_KINDS = ("trace", "rank", "forest", "ppc")
 
@@ -190,7 +189,7 @@ def posterior_predictive_draws(fit, seed=0) -> np.ndarray:
 
 
 def _as_response(y: np.ndarray, model) -> np.ndarray:
-    if model.spec.family.name in DISCRETE_FAMILIES:
+    if model.spec.family.discrete:
         return np.rint(y).astype(np.int64)
     return y
 

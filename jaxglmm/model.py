@@ -14,7 +14,7 @@ from . import collapsed
 from .basis import BASES, NONE as NONE_BASIS, centring, describe as describe_basis, to_sampler, to_user
 from .density import ModelData, ModelSpec, TermSpec, log_posterior, natural_draw, unpack
 from .design import ArrayData, choose_centred, prepare_arrays
-from .families import Family, make_family
+from .families import MEAN_TEXT, Family, make_family
 from .parameters import n_chol
 from .partial import collapsed_term, draw_b_partial, log_posterior_partial, partial_data
 from .priors import Flat, Normal, Priors, default_priors, describe_priors, resolve_priors
@@ -294,9 +294,9 @@ class GLMM:
         """Centre and half-width of the box that initial positions are drawn from (per
         position name); `defaults_k` the default priors of each term."""
         a, spec = self.arrays, self.spec
-        s = (float(np.std(a.y)) or 1.0) if spec.family.name == "gaussian" else 1.0
         fam = spec.family
-        s_prior = s if fam.name == "gaussian" and fam.link == "identity" else 1.0
+        s = (float(np.std(a.y)) or 1.0) if fam.has_dispersion else 1.0
+        s_prior, _ = fam.data_scale(a.y)
         loc, scale = {}, {}
         if spec.p:
             beta_scale = np.asarray(defaults_k[0].beta.scale, float) * np.ones(spec.p)
@@ -392,8 +392,7 @@ class GLMM:
     def can_collapse(self) -> bool:
         """Whether b can be integrated out exactly (gaussian family, identity link): all of
         it with one random-effect term, one term's with several."""
-        f = self.spec.family
-        return f.name == "gaussian" and f.link == "identity"
+        return self.spec.family.collapsible
 
     def _mass_matrix(self, method: str, mass_matrix: str, dense_mass) -> str:
         """The mass matrix form for `method` (see `sample`)."""
@@ -410,7 +409,7 @@ class GLMM:
                              "(method='joint'); b is integrated out here.")
         if mass_matrix != "auto":
             return mass_matrix
-        if method == "joint" and self.spec.family.name == "gaussian":
+        if method == "joint" and self.spec.family.collapsible:
             return "diagonal"
         return "dense" if self._n_sampled(method) <= DENSE_MAX_DIM else "diagonal"
 
@@ -706,10 +705,7 @@ class GLMM:
         """The model's hierarchy in the notation of DESIGN.md section 1, with its priors."""
         a, spec = self.arrays, self.spec
         fam = spec.family
-        h = {"identity": "eta_ij", "log": "exp(eta_ij)", "logit": "logit^-1(eta_ij)",
-             "probit": "Phi(eta_ij)", "cloglog": "1 - exp(-exp(eta_ij))"}[fam.link]
-        dist = {"gaussian": f"N({h}, 1/tau)", "bernoulli": f"Bernoulli({h})",
-                "binomial": f"Binomial(n_ij, {h})", "poisson": f"Poisson({h})"}[fam.name]
+        dist = fam.distribution_text(MEAN_TEXT[fam.link])
         multi = len(spec.terms) > 1
         lines = [f"GLMM: {fam.name} family, {fam.link} link"]
         if self.formula is not None:

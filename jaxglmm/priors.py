@@ -205,12 +205,7 @@ def default_priors(y, X, Z, family, trials=None) -> Priors:
         sd(b) = sqrt(gamma) / |N(0, 1)| a priori: 90% between 0.16 s_j and 5 s_j.
     """
     y = np.asarray(y, dtype=float)
-    gaussian_identity = family.name == "gaussian" and family.link == "identity"
-    if gaussian_identity:
-        s = float(np.std(y)) or 1.0
-        m = float(np.mean(y))
-    else:
-        s, m = 1.0, 0.0
+    s, m = family.data_scale(y)
     both = np.concatenate([X, Z], axis=1)
     shift = 0.0
     for col in both.T:

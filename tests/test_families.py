@@ -304,3 +304,29 @@ def test_binomial_check_response_names_first_bad_row():
     with pytest.raises(ValueError, match="trials"):
         fam.check_response(np.zeros(5), None)
     fam.check_response(np.array([0.0, 1.0, 3.0, 2.0, 3.0]), trials)
+
+
+def test_what_each_family_knows_besides_its_density():
+    """Support type, exact collapse, data scale, working weight and text live on the family."""
+    y01, ones = np.array([0.0, 1.0, 1.0, 1.0]), np.ones(4)
+    p = 0.75
+    cases = {  # name, link -> (discrete, collapsible, weight of the first row, v)
+        ("gaussian", "identity"): (False, True, 1 / np.var(y01), np.var(y01) / 2),
+        ("gaussian", "log"): (False, False, 1 / np.var(y01), np.var(y01) / 2),
+        ("bernoulli", "logit"): (True, False, p * (1 - p), 1.0),
+        ("bernoulli", "probit"): (True, False, scipy.stats.norm.pdf(scipy.stats.norm.ppf(p)) ** 2
+                                  / (p * (1 - p)), 1.0),
+        ("bernoulli", "cloglog"): (True, False, np.log1p(-p) ** 2 * (1 - p) / p, 1.0),
+        ("binomial", "logit"): (True, False, p * (1 - p), 1.0),
+        ("poisson", "log"): (True, False, np.mean(y01), 1.0),
+    }
+    for (name, link), (discrete, collapsible, w0, v) in cases.items():
+        fam = make_family(name, link)
+        assert fam.discrete is discrete and fam.collapsible is collapsible, (name, link)
+        w, v_got = fam.working_weight(y01, ones)
+        np.testing.assert_allclose([w[0], v_got], [w0, v], rtol=1e-12, err_msg=f"{name} {link}")
+        s, m = fam.data_scale(np.array([1.0, 3.0]))
+        assert (s, m) == ((1.0, 2.0) if collapsible else (1.0, 0.0)), (name, link)
+        assert "mu_text" in fam.distribution_text("mu_text")
+    assert {n for n, cls in FAMILIES.items() if cls().discrete} == {"bernoulli", "binomial",
+                                                                     "poisson"}
