@@ -20,7 +20,7 @@ W, N, C = 1000, 1000, 4
 glmm = catalogue.load_model(name)
 method = "joint"
 starts = glmm.initial_positions(seed, C, method)
-data, unravel, make_ld, transform = glmm._problem(method, starts[0], basis="centred")
+data, unravel, make_ld, transform = glmm.problem(method, starts[0], basis="centred")
 x0 = jnp.stack([ravel_pytree(s)[0] for s in starts])
 # the starts are in the user's coordinates: close enough to start a warmup from
 ld = make_ld(data)

@@ -180,7 +180,7 @@ def _jaxglmm_grad_ms(glmm, method: str, chains: int, seed: int) -> float:
 
     with jax.enable_x64(glmm.dtype == "float64"):
         starts = glmm.initial_positions(seed, chains, method)
-        data, _, make_logdensity, _ = glmm._problem(method, starts[0])
+        data, _, make_logdensity, _ = glmm.problem(method, starts[0])
         x0 = jnp.stack([ravel_pytree(s)[0] for s in starts])
         fn = jax.jit(jax.vmap(jax.value_and_grad(lambda x, d: make_logdensity(d)(x)),
                               in_axes=(0, None)))
@@ -272,7 +272,7 @@ def _nutpie_check_logp(problem, compiled, glmm, seed: int, n_points: int = 3) ->
     import pymc_models as pmm
     ours = glmm.logdensity_fn
     if problem.kind == "marginal":
-        stats = collapsed.sufficient_stats(glmm._data(), glmm.spec.N)
+        stats = collapsed.sufficient_stats(glmm.model_data(), glmm.spec.N)
         ours = (lambda pos: collapsed.log_posterior_collapsed(
             {k: v for k, v in pos.items() if k != "z"}, stats, glmm.spec))
     diffs = []
@@ -355,7 +355,7 @@ def _numpyro_check_logp(problem, glmm, seed: int, n_points: int = 3) -> float:
     from jaxglmm import collapsed
     ours = glmm.logdensity_fn
     if problem.kind == "marginal":
-        stats = collapsed.sufficient_stats(glmm._data(), glmm.spec.N)
+        stats = collapsed.sufficient_stats(glmm.model_data(), glmm.spec.N)
         ours = (lambda pos: collapsed.log_posterior_collapsed(
             {k: v for k, v in pos.items() if k != "z"}, stats, glmm.spec))
 

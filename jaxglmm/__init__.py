@@ -7,6 +7,7 @@ from . import datasets  # noqa: E402
 from .families import FAMILIES, Bernoulli, Binomial, Family, Gaussian, Poisson, make_family  # noqa: E402
 from .model import GLMM  # noqa: E402
 from .priors import Flat, Gamma, Normal, Priors, Wishart  # noqa: E402
+from .problem import Problem  # noqa: E402
 from .results import Fit, SamplingWarning  # noqa: E402
 from .storage import load  # noqa: E402
 
@@ -15,5 +16,5 @@ __version__ = "0.1.0"
 __all__ = [
     "GLMM", "Fit", "Priors", "Normal", "Flat", "Gamma", "Wishart", "Family", "Gaussian",
     "Bernoulli", "Binomial", "Poisson", "FAMILIES", "make_family", "SamplingWarning",
-    "datasets", "load",
+    "Problem", "datasets", "load",
 ]

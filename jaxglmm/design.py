@@ -58,7 +58,7 @@ class ArrayData:
 
 
 def _is_missing(v) -> bool:
-    """None, NaN, pd.NA or NaT (a missing value, reported by _check_finite with its row)."""
+    """None, NaN, pd.NA or NaT (a missing value, reported by check_finite with its row)."""
     if v is None or v is pd.NA or v is pd.NaT:
         return True
     return isinstance(v, (float, np.floating)) and np.isnan(v)
@@ -110,7 +110,7 @@ def _elements_as_float(values: np.ndarray, name: str, column=None) -> np.ndarray
     return out
 
 
-def _series_as_float(s: pd.Series, name: str, column=None) -> np.ndarray:
+def series_as_float(s: pd.Series, name: str, column=None) -> np.ndarray:
     """float64 copy of one pandas column: numeric, boolean and nullable dtypes directly
     (pd.NA -> NaN), categoricals by their values, others element by element."""
     dtype = s.dtype
@@ -129,19 +129,19 @@ def _as_float(value, name: str, ndim: int) -> np.ndarray:
 
     Takes numbers and booleans in lists, tuples, NumPy arrays of any real dtype, pandas
     Series and DataFrames (numeric, boolean, nullable Int64/Float64/boolean and categorical
-    columns). Missing values (None, NaN, pd.NA) become NaN, for _check_finite to report with
+    columns). Missing values (None, NaN, pd.NA) become NaN, for check_finite to report with
     their row; strings, complex numbers, dates and other objects are errors naming the first
     such row.
     """
     if isinstance(value, (str, bytes)):
         raise ValueError(f"{name}: must be numeric, got the string {value!r}.")
     if isinstance(value, pd.DataFrame):
-        cols = [_series_as_float(value.iloc[:, j], name, value.columns[j])
+        cols = [series_as_float(value.iloc[:, j], name, value.columns[j])
                 for j in range(value.shape[1])]
         arr = np.column_stack(cols) if cols else np.zeros((len(value), 0))
     elif isinstance(value, (pd.Series, pd.Index, pd.Categorical,
                             pd.api.extensions.ExtensionArray)):
-        arr = _series_as_float(pd.Series(value), name)
+        arr = series_as_float(pd.Series(value), name)
     else:
         try:
             with warnings.catch_warnings():
@@ -167,7 +167,7 @@ def _as_float(value, name: str, ndim: int) -> np.ndarray:
     return arr
 
 
-def _check_finite(arr: np.ndarray, name: str) -> None:
+def check_finite(arr: np.ndarray, name: str) -> None:
     bad = ~np.isfinite(arr)
     if bad.any():
         row = int(np.flatnonzero(bad.reshape(arr.shape[0], -1).any(axis=1))[0])
@@ -243,7 +243,7 @@ def _label_kind(v) -> str:
     return type(v).__name__
 
 
-def _encode_groups(groups, n: int, name: str = "groups") -> tuple[np.ndarray, tuple]:
+def encode_groups(groups, n: int, name: str = "groups") -> tuple[np.ndarray, tuple]:
     """Cluster index (n,) in the order of the sorted labels, and the labels (N,); `name`
     is what error messages call the labels."""
     try:
@@ -289,25 +289,25 @@ def prepare_arrays(y, Z, groups, X, family: Family, trials, offset, x_names,
     n = y.shape[0]
     if n == 0:
         raise ValueError("y: is empty; the model needs at least one observation.")
-    _check_finite(y, "y")
+    check_finite(y, "y")
     _check_scale(y, "y", spread=family.collapsible)
     Z = _as_float(Z, "Z", 2)
     _check_length(Z, "Z", n)
     if Z.shape[1] == 0:
         raise ValueError("Z: has no columns; the model needs at least one random effect "
                          "(use a column of ones for a random intercept).")
-    _check_finite(Z, "Z")
+    check_finite(Z, "Z")
     _check_scale(Z, "Z")
     X = np.zeros((n, 0)) if X is None else _as_float(X, "X", 2)
     _check_length(X, "X", n)
-    _check_finite(X, "X")
+    check_finite(X, "X")
     _check_scale(X, "X")
     if offset is None:
         offset = np.zeros(n)
     else:
         offset = _as_float(offset, "offset", 1)
         _check_length(offset, "offset", n)
-        _check_finite(offset, "offset")
+        check_finite(offset, "offset")
         _check_scale(offset, "offset", spread=False)
         if family.link in ("log", "cloglog") and np.any(offset > MAX_EXP_OFFSET):
             row = int(np.flatnonzero(offset > MAX_EXP_OFFSET)[0])
@@ -319,13 +319,13 @@ def prepare_arrays(y, Z, groups, X, family: Family, trials, offset, x_names,
             raise ValueError(f"trials: family {family.name!r} needs the number of trials.")
         trials = _as_float(trials, "trials", 1)
         _check_length(trials, "trials", n)
-        _check_finite(trials, "trials")
+        check_finite(trials, "trials")
     elif trials is not None:
         raise ValueError(f"trials: only the binomial family takes trials, not {family.name!r}.")
     else:
         trials = np.ones(n)
     family.check_response(y, trials if family.has_trials else None)
-    cluster, labels = _encode_groups(groups, n)
+    cluster, labels = encode_groups(groups, n)
     x_names = _names(x_names, _default_names(X, "x"), "x_names")
     z_names = _names(z_names, _default_names(Z, "z"), "z_names")
     for j in range(X.shape[1]):

@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .design import (ArrayData, RandomTerm, _check_finite, _encode_groups,
-                     _series_as_float, prepare_arrays)
+from .design import (ArrayData, RandomTerm, check_finite, encode_groups,
+                     series_as_float, prepare_arrays)
 from .families import Family
 
 NA_ACTIONS = ("raise", "drop")
@@ -308,7 +308,7 @@ def _normalise_columns(frame: pd.DataFrame, expr_cols: list) -> pd.DataFrame:
     return frame
 
 
-def _levels(data: pd.DataFrame, cols: tuple, name: str) -> np.ndarray:
+def group_labels(data: pd.DataFrame, cols: tuple, name: str) -> np.ndarray:
     """One label per row for the grouping columns `cols` (joined by ':' when several)."""
     for col in cols:
         s = data[col]
@@ -427,7 +427,7 @@ def _build_arrays(frame: pd.DataFrame, response: tuple, fixed: str, terms: list,
     _normalise_columns(frame, expr_cols)
     y, trials = _response(response, frame, family)
     X, x_names, _ = _design(fixed, frame, "fixed part")
-    _check_finite(X, "fixed part")
+    check_finite(X, "fixed part")
     term_arrays = []
     x_keep = list(range(len(x_names)))
     for t in terms:
@@ -435,9 +435,9 @@ def _build_arrays(frame: pd.DataFrame, response: tuple, fixed: str, terms: list,
         Z, z_names, _ = _design(t.expr, frame, what)
         if Z.shape[1] == 0:
             _fail(f"formula: term ({t.expr} | {t.name}) has no columns.")
-        _check_finite(Z, what)
-        labels = _levels(frame, t.factors, t.name)
-        cluster, levels = _encode_groups(labels, len(frame), f"grouping factor {t.name!r}")
+        check_finite(Z, what)
+        labels = group_labels(frame, t.factors, t.name)
+        cluster, levels = encode_groups(labels, len(frame), f"grouping factor {t.name!r}")
         if len(levels) < 2:
             _fail(f"formula: grouping factor {t.name!r} has a single level ({levels[0]!r}); "
                   "a random effect needs at least two groups.")
@@ -474,7 +474,7 @@ def _numeric_column(frame: pd.DataFrame, col: str, family: Family) -> np.ndarray
     """A response column as floats: numbers, booleans, nullable and categorical numbers."""
     s = frame[col]
     try:
-        return _series_as_float(s, f"response {col!r}")
+        return series_as_float(s, f"response {col!r}")
     except ValueError:
         bad = next(v for v in s.astype(object) if not isinstance(v, (int, float, bool,
                                                                      np.number, np.bool_)))

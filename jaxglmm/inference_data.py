@@ -165,7 +165,7 @@ def _draw_args(fit):
     beta = d["beta"] if "beta" in d else np.zeros((C, S, 0), dtype)
     tau = d["tau"] if "tau" in d else np.ones((C, S), dtype)
     b = tuple(jnp.asarray(d[k]) for k in keys)
-    return jnp.asarray(beta), b, jnp.asarray(tau), model._data()
+    return jnp.asarray(beta), b, jnp.asarray(tau), model.model_data()
 
 
 def log_likelihood_draws(fit) -> np.ndarray:
@@ -185,10 +185,10 @@ def posterior_predictive_draws(fit, seed=0) -> np.ndarray:
         key = seed if is_key else jax.random.key(int(seed))
         keys = jax.random.split(key, C * S).reshape(C, S)
         y_rep = np.asarray(predictive_draws(keys, *_draw_args(fit), fit.model.spec.family))
-    return _as_response(y_rep, fit.model)
+    return as_response(y_rep, fit.model)
 
 
-def _as_response(y: np.ndarray, model) -> np.ndarray:
+def as_response(y: np.ndarray, model) -> np.ndarray:
     if model.spec.family.discrete:
         return np.rint(y).astype(np.int64)
     return y
@@ -250,7 +250,7 @@ def to_inference_data(fit, posterior_predictive: bool = False, include_b: bool =
     groups = {
         "posterior": posterior_dataset(fit, include_b),
         "sample_stats": sample_stats_dataset(fit),
-        "observed_data": _dataset({y_name: _as_response(fit.model.arrays.y, fit.model)},
+        "observed_data": _dataset({y_name: as_response(fit.model.arrays.y, fit.model)},
                                   obs_dims, {}, chain_draw=False),
     }
     if log_likelihood and not fit.info.get("keep_b", True):

@@ -18,6 +18,7 @@ from .families import MEAN_TEXT, Family, make_family
 from .parameters import n_chol
 from .partial import collapsed_term, draw_b_partial, log_posterior_partial, partial_data
 from .priors import Flat, Normal, Priors, default_priors, describe_priors, resolve_priors
+from .problem import Problem
 from .results import Fit
 from .sampling import (SamplerConfig, compile_seconds, default_chain_method, sample_chains,
                        use_persistent_cache)
@@ -145,7 +146,7 @@ class GLMM:
         self._setup(parsed.arrays, fam, priors, centred, factor, dtype)
 
     @classmethod
-    def _from_array_data(cls, arrays: ArrayData, family: Family, priors: Priors | None,
+    def from_array_data(cls, arrays: ArrayData, family: Family, priors: Priors | None,
                          centred: bool | str | None = None, factor: str = "D",
                          dtype: str = "float64") -> "GLMM":
         model = cls.__new__(cls)
@@ -234,7 +235,7 @@ class GLMM:
         """
         fam = make_family(family, link)
         arrays = prepare_arrays(y, Z, groups, X, fam, trials, offset, x_names, z_names)
-        return cls._from_array_data(arrays, fam, priors, centred=centred, factor=factor,
+        return cls.from_array_data(arrays, fam, priors, centred=centred, factor=factor,
                                     dtype=dtype)
 
     # ------------------------------------------------------------------ pure functions
@@ -265,7 +266,7 @@ class GLMM:
                                      blocks=("mu", "omega"))
         return "\n".join(lines)
 
-    def _data(self) -> ModelData:
+    def model_data(self) -> ModelData:
         """Device arrays in the current precision."""
         a = self.arrays
         f = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
@@ -287,7 +288,7 @@ class GLMM:
         spec = self.spec
 
         def logdensity(position):
-            return log_posterior(position, self._data(), spec)
+            return log_posterior(position, self.model_data(), spec)
         return logdensity
 
     def _init_box(self, defaults_k: list[Priors]):
@@ -386,7 +387,7 @@ class GLMM:
         """Natural-scale parameters of one unconstrained position: beta, mu, tau, sigma, D,
         sd, corr, b, and the random hyperparameters d, gamma."""
         laplace = any(t.laplace for t in self.spec.terms)  # only their b needs the data
-        return natural_draw(position, self.spec, data=self._data() if laplace else None)
+        return natural_draw(position, self.spec, data=self.model_data() if laplace else None)
 
     @property
     def can_collapse(self) -> bool:
@@ -452,13 +453,14 @@ class GLMM:
         if basis == "none":
             return NONE_BASIS, {"alpha": {}, "levels": {}}
         collapsed = self.collapsed_terms(method)
-        if collapsed not in self._centrings:  # sample, _run and _problem all ask for it
+        if collapsed not in self._centrings:  # sample, _run and problem all ask for it
             self._centrings[collapsed] = centring(self.arrays, self.spec, collapsed)
         return self._centrings[collapsed]
 
-    def _problem(self, method: str, template: dict, keep_b: bool = True,
+    def problem(self, method: str, template: dict, keep_b: bool = True,
                  basis: str = "none"):
-        """(data for the jitted code, unravel, make_logdensity, transform) of a method;
+        """The `Problem` (data for the jitted code, unravel, make_logdensity, transform) that
+        `method` samples, for positions shaped like `template` (an `initial_position`);
         without `keep_b` the draws leave out b (and the collapsed sampler does not draw it).
         The flat position is in the sampler's `basis` (`jaxglmm.basis`); the log density
         there equals the user's at the mapped point (a shear: unit Jacobian)."""
@@ -481,11 +483,11 @@ class GLMM:
 
             def transform(x, data, key):
                 return drop_b(natural_draw(user(x, data[1]), spec, data=data[0]))
-            return (self._data(), shift), unravel, make_logdensity, transform
+            return Problem((self.model_data(), shift), unravel, make_logdensity, transform)
         if len(spec.terms) > 1:
-            return self._partial_problem(unravel, user, drop_b, shift, keep_b)
+            return self._problem_partial(unravel, user, drop_b, shift, keep_b)
 
-        stats = _sufficient_stats(self._data(), spec.N)
+        stats = _sufficient_stats(self.model_data(), spec.N)
 
         def make_logdensity(data):
             stats, shift = data
@@ -499,14 +501,14 @@ class GLMM:
                                                                          x.dtype)))
             psi, _ = unpack(position, spec)
             return natural_draw(position, spec, b=collapsed.draw_b(key, psi, stats, spec))
-        return (stats, shift), unravel, make_logdensity, transform
+        return Problem((stats, shift), unravel, make_logdensity, transform)
 
-    def _partial_problem(self, unravel, user, drop_b, shift, keep_b: bool):
-        """_problem's pieces for several terms, one of them integrated out
+    def _problem_partial(self, unravel, user, drop_b, shift, keep_b: bool):
+        """problem's pieces for several terms, one of them integrated out
         (`jaxglmm.partial`)."""
         spec = self.spec
         c = collapsed_term(spec)
-        pdata = _partial_data(self._data(), spec, c)
+        pdata = _partial_data(self.model_data(), spec, c)
 
         def make_logdensity(data):
             pdata, shift = data
@@ -519,7 +521,7 @@ class GLMM:
                 zeros = tuple(jnp.zeros((t.N, t.q), x.dtype) for t in spec.terms)
                 return drop_b(natural_draw(position, spec, b=zeros))
             return natural_draw(position, spec, b=draw_b_partial(key, position, pdata, spec, c))
-        return (pdata, shift), unravel, make_logdensity, transform
+        return Problem((pdata, shift), unravel, make_logdensity, transform)
 
     def _describe_parametrisation(self, method: str) -> str:
         """fit.info["parametrisation"]: how each term's b is handled."""
@@ -640,7 +642,7 @@ class GLMM:
         `resume` = (step_size, inverse mass matrix) at step `start_step`) and build the Fit."""
         spec, method, config = self.spec, run["method"], run["config"]
         basis = run.get("basis", "none")
-        data, unravel, make_logdensity, transform = self._problem(
+        data, unravel, make_logdensity, transform = self.problem(
             method, run["template"], run["keep_b"], basis)
         layout, shift = self._basis(method, basis)
         sample_keys = jax.random.wrap_key_data(jnp.asarray(run["sample_keys"]))
@@ -671,7 +673,7 @@ class GLMM:
             sample_keys=run["sample_keys"],
         )
 
-    def _extend(self, fit: Fit, draws: int, progress: bool) -> Fit:
+    def extend_fit(self, fit: Fit, draws: int, progress: bool) -> Fit:
         """`fit` continued by `draws` iterations (see `Fit.extend`)."""
         draws = _check_count(draws, "draws", 1)
         info = fit.info

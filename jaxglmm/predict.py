@@ -70,7 +70,7 @@ def _trials(model, newdata: pd.DataFrame) -> np.ndarray:
 def linear_predictor_draws(fit, newdata: pd.DataFrame, groups: str = "existing",
                            seed=0) -> np.ndarray:
     """eta draws for the rows of `newdata`, (chains, draws, n_new)."""
-    from .formula import _levels
+    from .formula import group_labels
     if groups not in GROUPS:
         raise ValueError(f"groups={groups!r} is unknown; choose 'existing' or 'new'.")
     model, d = fit.model, fit.draws
@@ -86,7 +86,7 @@ def linear_predictor_draws(fit, newdata: pd.DataFrame, groups: str = "existing",
     key = jax.random.key(seed) if isinstance(seed, (int, np.integer)) else seed
     for k, (tf, term, ts) in enumerate(zip(design.terms, model.arrays.terms, model.spec.terms)):
         Z, _ = _design_for(tf.expr, train, new, f"term ({tf.expr} | {tf.name})")
-        labels = _levels(new, tf.factors, tf.name)
+        labels = group_labels(new, tf.factors, tf.name)
         index = {level: i for i, level in enumerate(term.groups)}
         codes = np.array([index.get(v, -1) for v in labels])
         unseen = codes < 0

@@ -194,7 +194,7 @@ class Fit:
         adapted step size and mass matrix and no new warmup: the result equals (draw for
         draw) one run of the combined length with the same seed. Returns a new Fit holding
         the old and the new draws; this one is unchanged."""
-        return self.model._extend(self, draws, progress)
+        return self.model.extend_fit(self, draws, progress)
 
     def predict(self, newdata, kind: str = "mean", groups: str = "existing",
                 summary: bool = False, seed=0):
@@ -220,7 +220,7 @@ class Fit:
 
     # --------------------------------------------------------------- ArviZ, plots, saving
 
-    def _posterior_dims(self) -> dict:
+    def posterior_dims(self) -> dict:
         """{draws key: (dims, coords)} of the posterior variables after (chain, draw); the one
         place where dims are named (`jaxglmm.inference_data.posterior_dims`)."""
         from .inference_data import posterior_dims

@@ -341,7 +341,7 @@ def save(fit, path) -> None:
     import xarray as xr
 
     from . import __version__
-    from .inference_data import posterior_dataset, sample_stats_dataset, _as_response
+    from .inference_data import posterior_dataset, sample_stats_dataset, as_response
 
     path = Path(path)
     position = _last_position(fit)
@@ -351,7 +351,7 @@ def save(fit, path) -> None:
         "posterior": posterior_dataset(fit, include_b=True),
         "sample_stats": sample_stats_dataset(fit),
         "observed_data": xr.Dataset(
-            {meta["response"]: (("obs",), _as_response(model.arrays.y, model))}),
+            {meta["response"]: (("obs",), as_response(model.arrays.y, model))}),
         GROUP_MODEL: _model_dataset(model),
         GROUP_TUNING: _tuning_dataset(fit, position),
     }
@@ -525,7 +525,7 @@ def _read_fit(path: str, attrs: dict):
     fit = Fit(draws=draws, sample_stats=sample_stats, model=model, config=config,
               info=meta["info"], step_size=step_size, inverse_mass_matrix=imm,
               last_state=last_state, chain_state=chain_state, sample_keys=sample_keys)
-    fit._posterior_dims()  # the draws' shapes agree with the model's names
+    fit.posterior_dims()  # the draws' shapes agree with the model's names
     return fit
 
 

@@ -45,7 +45,7 @@ def _model(centred):
 
 def _flat_problem(model, method="joint"):
     template = model.initial_positions(0, 1, method)[0]
-    data, unravel, make_logdensity, _ = model._problem(method, template, basis="centred")
+    data, unravel, make_logdensity, _ = model.problem(method, template, basis="centred")
     layout, shift = model._basis(method, "centred")
     shift = jax.tree.map(jnp.asarray, shift)
     return template, unravel, data, make_logdensity, layout, shift
@@ -108,7 +108,7 @@ def test_sampler_log_density_is_the_users_at_the_mapped_point(method):
     template, unravel, data, make_logdensity, layout, shift = _flat_problem(model, method)
     assert layout.block is not None
     logdensity = make_logdensity(jax.tree.map(jnp.asarray, data))
-    none_data, _, none_make, _ = model._problem(method, template, basis="none")
+    none_data, _, none_make, _ = model.problem(method, template, basis="none")
     user_logdensity = none_make(none_data)
     for seed in range(3):
         start = model.initial_positions(seed, 1, method)[0]
@@ -156,3 +156,18 @@ def test_centred_and_user_basis_give_the_same_posterior():
             se = np.hypot(diagnostics.mcse_mean(a[..., j]), diagnostics.mcse_mean(b[..., j]))
             z = (a[..., j].mean() - b[..., j].mean()) / se
             assert abs(z) < 4, (name, j, z)
+
+
+def test_problem_is_public_and_its_log_density_is_the_models():
+    """`GLMM.problem` is what a user's own sampler loop takes: in the user's basis its
+    log density at a flat position equals `logdensity_fn` at the same position."""
+    model = _model(False)
+    with jax.enable_x64(True):
+        start = model.initial_position(jax.random.key(2))
+        problem = model.problem("joint", start, basis="none")
+        assert isinstance(problem, jg.Problem)
+        x, _ = ravel_pytree(start)
+        np.testing.assert_allclose(problem.logdensity()(x), model.logdensity_fn(start),
+                                   rtol=1e-12)
+        draw = problem.transform(x, problem.data, jax.random.key(0))
+        assert {"beta", "D|id", "D|item"} <= set(draw)

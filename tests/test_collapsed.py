@@ -37,7 +37,7 @@ def test_marginal_likelihood_equals_multivariate_normal_per_cluster(factor, p, q
     model = jg.GLMM.from_arrays(y, Z, g, X=X, offset=off, factor=factor)
     pos = _position(model, 1)
     psi, _ = unpack(pos, model.spec)
-    stats = collapsed.sufficient_stats(model._data(), model.spec.N)
+    stats = collapsed.sufficient_stats(model.model_data(), model.spec.N)
     got = collapsed.log_marginal_likelihood(psi, stats, model.spec)
     nat = model.constrain({**pos, "z": jnp.zeros((model.spec.N, q))})
     D, tau, mu = np.asarray(nat["D"]), float(nat["tau"]), np.asarray(nat["mu"])
@@ -57,7 +57,7 @@ def test_draw_b_has_the_exact_conditional_moments():
     model = jg.GLMM.from_arrays(y, Z, g, X=X)
     pos = _position(model, 2)
     psi, _ = unpack(pos, model.spec)
-    stats = collapsed.sufficient_stats(model._data(), model.spec.N)
+    stats = collapsed.sufficient_stats(model.model_data(), model.spec.N)
     n_draws = 20000
     draws = jax.vmap(lambda k: collapsed.draw_b(k, psi, stats, model.spec))(
         jax.random.split(jax.random.key(0), n_draws))              # (S, N, q)
@@ -156,7 +156,7 @@ def test_posterior_likelihood_equals_sum_of_exact_pointwise_terms(family):
     pos = model.initial_position(jax.random.key(3))
     psi, jac = unpack(pos, model.spec)
     b = random_effects(pos, psi, model.spec)
-    data = model._data()
+    data = model.model_data()
     rest = log_prior_b(pos, psi, b, model.spec) + log_prior_psi(psi, model.spec) + jac
     want = jnp.sum(pointwise_log_likelihood(b, psi, data, model.spec.family))
     np.testing.assert_allclose(log_posterior(pos, data, model.spec) - rest, want, rtol=1e-10)

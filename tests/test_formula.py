@@ -89,7 +89,7 @@ def test_two_term_log_density_matches_scipy():
     m = jaxglmm.GLMM("y ~ x + (1 | g) + (1 | h)", df, priors=pri, centred=True)
     with jax.enable_x64(True):
         pos = m.initial_position(4)
-        got = float(log_posterior(pos, m._data(), m.spec))
+        got = float(log_posterior(pos, m.model_data(), m.spec))
     b_g, b_h = np.asarray(pos["b|g"])[:, 0], np.asarray(pos["b|h"])[:, 0]
     mu = float(pos["mu|g"][0])
     beta = float(pos["beta"][0])

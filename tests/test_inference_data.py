@@ -73,14 +73,14 @@ def test_include_b_false_drops_only_b(sleep_fit):
 
 def test_posterior_dims_is_the_one_naming_place(sleep_fit, binomial_fit):
     for fit in (sleep_fit, binomial_fit):
-        dims = fit._posterior_dims()
+        dims = fit.posterior_dims()
         post = fit.to_arviz(log_likelihood=False).posterior
         assert set(dims) == set(fit.draws)
         for name, (names, coords) in dims.items():
             assert post[name].dims[2:] == names
             for dim, values in coords.items():
                 assert list(post[dim].values) == list(values)
-    assert binomial_fit._posterior_dims()["gamma"] == (("re_dim",), {"re_dim": ["Intercept"]})
+    assert binomial_fit.posterior_dims()["gamma"] == (("re_dim",), {"re_dim": ["Intercept"]})
 
 
 def test_posterior_dims_of_other_keys(sleep_fit):

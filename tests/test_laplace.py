@@ -87,7 +87,7 @@ def _crossed_model(centred, family="bernoulli"):
 
 def _map_z_to_b(model, position):
     """z (flat, all Laplace-guided terms) -> (b (flat), summed log-Jacobian) at fixed psi."""
-    spec, data = model.spec, model._data()
+    spec, data = model.spec, model.model_data()
     z_keys = [t.name("z") for t in spec.terms]
     psi, _ = unpack(position, spec)
     z0, unravel = ravel_pytree({k: position[k] for k in z_keys})
@@ -133,7 +133,7 @@ def test_laplace_density_is_centred_density_plus_log_jacobian(family, link, fact
     cen = _model(family, link, True, factor=factor, offset=True)
     pos = _position(lap, 3)
     psi, _ = unpack(pos, lap.spec)
-    (b,), log_jac = random_effects_and_log_jacobian(pos, psi, lap.spec, lap._data())
+    (b,), log_jac = random_effects_and_log_jacobian(pos, psi, lap.spec, lap.model_data())
     pos_c = {("b" if k == "z" else k): (b if k == "z" else v) for k, v in pos.items()}
     want = cen.logdensity_fn(pos_c) + log_jac
     np.testing.assert_allclose(lap.logdensity_fn(pos), want, rtol=1e-11)
@@ -145,7 +145,7 @@ def test_several_terms_density_is_centred_density_plus_log_jacobian():
     lap, cen = _crossed_model("laplace"), _crossed_model(True)
     pos = _position(lap, 4)
     psi, _ = unpack(pos, lap.spec)
-    b, log_jac = random_effects_and_log_jacobian(pos, psi, lap.spec, lap._data())
+    b, log_jac = random_effects_and_log_jacobian(pos, psi, lap.spec, lap.model_data())
     pos_c = {k: v for k, v in pos.items() if not k.startswith("z")}
     pos_c.update({"b|s": b[0], "b|d": b[1]})
     np.testing.assert_allclose(lap.logdensity_fn(pos), cen.logdensity_fn(pos_c) + log_jac,
@@ -189,7 +189,7 @@ def test_one_newton_step_is_exact_for_the_gaussian_identity_model():
     z ~ N(0, I) exactly (compared with the closed form of collapsed.py's conditional)."""
     model = _model("gaussian", "identity", "laplace")
     pos = _position(model, 7)
-    spec, data = model.spec, model._data()
+    spec, data = model.spec, model.model_data()
     psi, _ = unpack(pos, spec)
     t, term = psi.terms[0], spec.terms[0]
     omega = term_precision(t, term)
@@ -211,7 +211,7 @@ def test_newton_steps_converge_to_the_conditional_mode(family, link):
     """After enough steps the gradient of every f_i at m vanishes (the mode); 3 steps already
     bring it within a small fraction of its size at the start."""
     model = _model(family, link, "laplace")
-    spec, data = model.spec, model._data()
+    spec, data = model.spec, model.model_data()
     psi, _ = unpack(_position(model, 8), spec)
     t = psi.terms[0]
     omega = term_precision(t, spec.terms[0])

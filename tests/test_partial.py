@@ -44,7 +44,7 @@ def test_partial_density_is_the_joint_minus_the_exact_conditional(sampled):
     centred, noncentred = _models()
     other = centred if sampled == "centred" else noncentred  # how b|d is sampled
     spec = centred.spec
-    data = centred._data()
+    data = centred.model_data()
     pdata = partial_data(data, spec, 0)
     base = other.initial_position(jax.random.key(2))
     rest = {k: v for k, v in base.items() if k not in ("z|s", "b|s")}

@@ -36,7 +36,7 @@ def _dense_marginal(model):
     """log p(psi | y) up to a constant from the dense marginal likelihood, on the positions
     of `model` without the random effects."""
     spec = model.spec
-    data = model._data()
+    data = model.model_data()
     Zs = [np.zeros((len(t.cluster), t.Z.shape[1] * len(t.groups))) for t in model.arrays.terms]
     for Zk, t in zip(Zs, model.arrays.terms):  # observation x (level, column) design
         q = t.Z.shape[1]

@@ -194,7 +194,7 @@ def test_custom_family_cannot_be_saved(tmp_path):
         name: ClassVar[str] = "poisson"
 
     fit = fabricated(np.repeat(["a", "b"], 3), family="bernoulli")
-    model = jaxglmm.GLMM._from_array_data(fit.model.arrays, MyPoisson(), None)
+    model = jaxglmm.GLMM.from_array_data(fit.model.arrays, MyPoisson(), None)
     fake = Fit(fit.draws, fit.sample_stats, model, fit.config, fit.info, fit.step_size,
                fit.inverse_mass_matrix)
     with pytest.raises(ValueError, match="family: MyPoisson"):
