@@ -9,9 +9,9 @@ from .model import GLMM  # noqa: E402
 from .priors import Flat, Gamma, Normal, Priors, Wishart  # noqa: E402
 from .problem import Problem  # noqa: E402
 from .results import Fit, SamplingWarning  # noqa: E402
-from .storage import load  # noqa: E402
+from .loading import load  # noqa: E402
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402,F401
 
 __all__ = [
     "GLMM", "Fit", "Priors", "Normal", "Flat", "Gamma", "Wishart", "Family", "Gaussian",

@@ -12,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from .formula import NAMESPACE, group_labels
+
 KINDS = ("mean", "link", "response")
 GROUPS = ("existing", "new")
 
@@ -21,7 +23,6 @@ def _design_for(expression: str, train: pd.DataFrame, new: pd.DataFrame, what: s
     (matrix (n_new, k), column names). Categorical levels are the training ones."""
     from formulae import design_matrices
 
-    from .formula import NAMESPACE
     dm = design_matrices(expression, train, na_action="error", extra_namespace=NAMESPACE)
     if dm.common is None:
         return np.zeros((len(new), 0)), ()
@@ -70,7 +71,6 @@ def _trials(model, newdata: pd.DataFrame) -> np.ndarray:
 def linear_predictor_draws(fit, newdata: pd.DataFrame, groups: str = "existing",
                            seed=0) -> np.ndarray:
     """eta draws for the rows of `newdata`, (chains, draws, n_new)."""
-    from .formula import group_labels
     if groups not in GROUPS:
         raise ValueError(f"groups={groups!r} is unknown; choose 'existing' or 'new'.")
     model, d = fit.model, fit.draws

@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 
 from . import diagnostics
+from .inference_data import plot, posterior_dims, to_inference_data
+from .predict import predict
 from .priors import default_priors
+from .storage import save
 
 SUMMARY_COLUMNS = ["mean", "sd", "5%", "50%", "95%", "mcse_mean", "ess_bulk", "ess_tail",
                    "r_hat"]
@@ -215,7 +218,6 @@ class Fit:
         Raises:
             ValueError: missing columns or values, unseen levels with groups="existing".
         """
-        from .predict import predict
         return predict(self, newdata, kind, groups, summary, seed)
 
     # --------------------------------------------------------------- ArviZ, plots, saving
@@ -223,7 +225,6 @@ class Fit:
     def posterior_dims(self) -> dict:
         """{draws key: (dims, coords)} of the posterior variables after (chain, draw); the one
         place where dims are named (`jaxglmm.inference_data.posterior_dims`)."""
-        from .inference_data import posterior_dims
         return posterior_dims(self)
 
     def to_arviz(self, posterior_predictive: bool = False, include_b: bool = True, *,
@@ -231,36 +232,30 @@ class Fit:
         """An arviz.InferenceData: posterior (named dims), sample_stats, observed_data,
         log_likelihood (C, S, n_obs) and, on request, posterior_predictive (C, S, n_obs)
         drawn with keys from `seed`. See `jaxglmm.inference_data.to_inference_data`."""
-        from .inference_data import to_inference_data
         return to_inference_data(self, posterior_predictive, include_b,
                                  log_likelihood=log_likelihood, seed=seed)
 
     def plot_trace(self, var_names=None, **kwargs):
         """arviz.plot_trace of the posterior (b only when named in var_names)."""
-        from .inference_data import plot
         return plot(self, "trace", var_names, **kwargs)
 
     def plot_rank(self, var_names=None, **kwargs):
         """arviz.plot_rank of the posterior (b only when named in var_names)."""
-        from .inference_data import plot
         return plot(self, "rank", var_names, **kwargs)
 
     def plot_forest(self, var_names=None, **kwargs):
         """arviz.plot_forest of the posterior (b only when named in var_names)."""
-        from .inference_data import plot
         return plot(self, "forest", var_names, **kwargs)
 
     def plot_ppc(self, num_pp_samples: int | None = 100, **kwargs):
         """arviz.plot_ppc: the observed y against `num_pp_samples` (None: all) posterior
         predictive draws, made now (seed=0 unless kwargs["seed"] is given)."""
-        from .inference_data import plot
         return plot(self, "ppc", kwargs.pop("var_names", None),
                     num_pp_samples=num_pp_samples, **kwargs)
 
     def save(self, path) -> None:
         """Write the fit to a netCDF file (no pickle); `jaxglmm.load(path)` reads it back.
         See `jaxglmm.storage.save`."""
-        from .storage import save
         save(self, path)
 
     def _repr_html_(self) -> str:

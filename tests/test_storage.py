@@ -12,7 +12,7 @@ from jax.flatten_util import ravel_pytree
 
 import jaxglmm
 from jaxglmm.basis import to_user
-from jaxglmm import storage
+from jaxglmm import loading, storage
 from jaxglmm.results import Fit
 from jaxglmm.sampling import SamplerConfig
 from jaxglmm.storage import SavedState, frame_from_dataset, frame_to_dataset
@@ -328,7 +328,7 @@ def test_formula_models_store_their_data_and_formula(tmp_path, monkeypatch):
                                         family=kwargs["family"], priors=kwargs["priors"],
                                         centred=kwargs["centred"], factor=kwargs["factor"],
                                         dtype=kwargs["dtype"])
-    monkeypatch.setattr(storage, "_model_from_formula", fake_formula_entry)
+    monkeypatch.setattr(loading, "_model_from_formula", fake_formula_entry)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         loaded = jaxglmm.load(path)
@@ -346,7 +346,7 @@ def test_formula_rebuild_failure_falls_back_to_the_arrays(tmp_path, monkeypatch)
 
     def broken(formula, frame, **kwargs):
         raise TypeError("GLMM() takes no formula")
-    monkeypatch.setattr(storage, "_model_from_formula", broken)
+    monkeypatch.setattr(loading, "_model_from_formula", broken)
     with pytest.warns(UserWarning, match="rebuilding the model from its formula failed"):
         loaded = jaxglmm.load(path)
     assert_same_fit(loaded, fit)
