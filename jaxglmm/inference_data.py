@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .density import linear_predictor
+from .keys import as_key
 
 # axes of each natural-scale quantity after (chain, draw), by kind:
 #   "x": fixed-effect columns, "z"/"z2": random-effect columns (rows/columns of a q x q
@@ -178,11 +179,8 @@ def posterior_predictive_draws(fit, seed=0) -> np.ndarray:
     """Posterior predictive y draws (C, S, n_obs): one per posterior draw, keys from `seed`
     (an integer or a jax.random key)."""
     C, S = _chain_draw(fit)
-    is_key = isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key)
-    if not is_key and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise ValueError(f"seed: must be an integer or a jax.random key, got {seed!r}.")
+    key = as_key(seed)
     with jax.enable_x64(fit.model.dtype == "float64"):
-        key = seed if is_key else jax.random.key(int(seed))
         keys = jax.random.split(key, C * S).reshape(C, S)
         y_rep = np.asarray(predictive_draws(keys, *_draw_args(fit), fit.model.spec.family))
     return as_response(y_rep, fit.model)

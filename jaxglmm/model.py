@@ -15,6 +15,7 @@ from .basis import BASES, NONE as NONE_BASIS, centring, describe as describe_bas
 from .density import ModelData, ModelSpec, TermSpec, log_posterior, natural_draw, unpack
 from .design import ArrayData, choose_centred, prepare_arrays
 from .families import MEAN_TEXT, Family, make_family
+from .keys import as_key
 from .parameters import n_chol
 from .partial import collapsed_term, draw_b_partial, log_posterior_partial, partial_data
 from .priors import Flat, Normal, Priors, default_priors, describe_priors, resolve_priors
@@ -72,16 +73,6 @@ def _check_count(value, name: str, minimum: int) -> int:
     if isinstance(value, bool) or int(value) != value or value < minimum:
         raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}.")
     return int(value)
-
-
-def _as_key(seed):
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return jax.random.key(int(seed))
-    if isinstance(seed, jax.Array) and jnp.issubdtype(seed.dtype, jax.dtypes.prng_key):
-        return seed
-    if isinstance(seed, jax.Array) and seed.shape == (2,) and seed.dtype == jnp.uint32:
-        return jax.random.wrap_key_data(seed)
-    raise ValueError(f"seed: must be an integer or a jax.random key, got {seed!r}.")
 
 
 _sufficient_stats = jax.jit(collapsed.sufficient_stats, static_argnums=1)
@@ -358,13 +349,13 @@ class GLMM:
         f = np.float64 if jax.config.jax_enable_x64 else np.float32
         loc = {k: np.asarray(v, f) for k, v in self._init_loc.items()}
         scale = {k: np.asarray(self._init_scale[k], f) for k in loc}
-        return _box_draw(_as_key(key), loc, scale)
+        return _box_draw(as_key(key), loc, scale)
 
     def initial_positions(self, seed, chains: int, method: str = "auto") -> list[dict]:
         """The starting positions `sample(chains=..., seed=seed, method=method)` uses, one
         dict per chain (without the random effects when b is integrated out)."""
         method = self._resolve_method(method)
-        init_key = jax.random.split(_as_key(seed), 3)[0]
+        init_key = jax.random.split(as_key(seed), 3)[0]
         gone = self._integrated_names(method)
         return [{k: v for k, v in self.initial_position(k_c).items() if k not in gone}
                 for k_c in jax.random.split(init_key, chains)]
@@ -616,7 +607,7 @@ class GLMM:
                                dense_mass=mass_matrix == "dense",
                                num_integration_steps=num_integration_steps,
                                chain_method=chain_method)
-        key = _as_key(seed)
+        key = as_key(seed)
         layout, shift = self._basis(method, basis)
         with jax.enable_x64(self.dtype == "float64"):
             _, warmup_key, sample_key = jax.random.split(key, 3)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .formula import NAMESPACE, group_labels
+from .keys import as_key
 
 KINDS = ("mean", "link", "response")
 GROUPS = ("existing", "new")
@@ -83,7 +84,7 @@ def linear_predictor_draws(fit, newdata: pd.DataFrame, groups: str = "existing",
     eta = np.zeros((chains, draws, len(new)))
     if keep:
         eta += np.einsum("csp,np->csn", d["beta"], X_full[:, keep])
-    key = jax.random.key(seed) if isinstance(seed, (int, np.integer)) else seed
+    key = as_key(seed)
     for k, (tf, term, ts) in enumerate(zip(design.terms, model.arrays.terms, model.spec.terms)):
         Z, _ = _design_for(tf.expr, train, new, f"term ({tf.expr} | {tf.name})")
         labels = group_labels(new, tf.factors, tf.name)
@@ -116,7 +117,7 @@ def predict(fit, newdata: pd.DataFrame, kind: str = "mean", groups: str = "exist
     """Posterior predictions for the rows of `newdata` (see `Fit.predict`)."""
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is unknown; choose one of {', '.join(map(repr, KINDS))}.")
-    key = jax.random.key(seed) if isinstance(seed, (int, np.integer)) else seed
+    key = as_key(seed)
     k_groups, k_y = jax.random.split(key)
     eta = linear_predictor_draws(fit, newdata, groups, k_groups)
     family = fit.model.spec.family

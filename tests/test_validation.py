@@ -478,3 +478,16 @@ def test_b_follows_sorted_label_order(sampled):
     summary = sampled["fit"].summary(include_b=True, warn=False)
     for g, value in zip((3, 7, 10), want):
         assert abs(summary.loc[f"b[{g},Intercept]", "mean"] - value) < 0.5
+
+
+def test_seeds_become_keys_by_one_rule():
+    import jax
+    from jaxglmm.keys import as_key
+    k = jax.random.key(3)
+    assert jax.random.key_data(as_key(3)).tolist() == jax.random.key_data(k).tolist()
+    assert as_key(k) is k
+    raw = jax.random.key_data(k)
+    assert jax.random.key_data(as_key(raw)).tolist() == raw.tolist()
+    for bad in (True, 1.5, "3", None):
+        with pytest.raises(ValueError, match="seed: must be an integer or a jax.random key"):
+            as_key(bad)
