@@ -52,7 +52,7 @@ def to_dense(imm, psi: tuple, d: int) -> np.ndarray:
 def cholesky_factors(A: Array) -> tuple[Array, Array]:
     """(L, L^{-1}) of a dense inverse mass matrix A = L L' (k, k): with them a metric's
     leapfrog and momentum draws are matrix-vector products only. They are computed once per
-    adaptation window (`jaxglmm.sampling`), not at every transition: a Cholesky
+    adaptation window (`jaxglmm.adaptation`), not at every transition: a Cholesky
     factorisation and a triangular solve per NUTS step are LAPACK calls that cost more than
     the gradient of a small model and, with chains on several CPU devices, ran slower than
     on one (epil, d = 66: 1.75 s on two devices against 1.14 s on one)."""

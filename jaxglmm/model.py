@@ -12,6 +12,7 @@ from jax.flatten_util import ravel_pytree
 
 from . import collapsed
 from .basis import BASES, NONE as NONE_BASIS, centring, describe as describe_basis, to_sampler, to_user
+from .config import SamplerConfig
 from .density import ModelData, ModelSpec, TermSpec, log_posterior, natural_draw, unpack
 from .design import ArrayData, choose_centred, prepare_arrays
 from .families import MEAN_TEXT, Family, make_family
@@ -21,8 +22,7 @@ from .partial import collapsed_term, draw_b_partial, log_posterior_partial, part
 from .priors import Flat, Normal, Priors, default_priors, describe_priors, resolve_priors
 from .problem import Problem
 from .results import Fit
-from .sampling import (SamplerConfig, compile_seconds, default_chain_method, sample_chains,
-                       use_persistent_cache)
+from .sampling import compile_seconds, default_chain_method, sample_chains, use_persistent_cache
 
 FACTORS = ("D", "omega")
 METHODS = ("auto", "joint", "collapsed")

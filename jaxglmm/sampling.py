@@ -21,23 +21,19 @@ import os
 import time
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 import blackjax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from blackjax.adaptation.mass_matrix import mass_matrix_adaptation
-from blackjax.adaptation.step_size import dual_averaging_adaptation
 from blackjax.adaptation.window_adaptation import build_schedule
 
-from .metric import block_factors, block_metric, cholesky_factors, dense_metric, join, split
+from .adaptation import WarmupState, as_metric, metric_factors, warmup_fns
+from .config import SamplerConfig
 
 Array = jax.Array
 
-KERNELS = ("nuts", "hmc", "mala")
-CHAIN_METHODS = ("vectorized", "sequential")
 COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration",
                   "/jax/core/compile/jaxpr_to_mlir_module_duration",
                   "/jax/core/compile/backend_compile_duration")
@@ -110,79 +106,6 @@ def map_chains(fn: Callable, chain_method: str, *args):
     return jax.vmap(fn)(*args)
 
 
-@dataclass(frozen=True)
-class SamplerConfig:
-    """Sampler settings.
-
-    Attributes:
-        kernel: "nuts", "hmc" or "mala" (the BlackJAX algorithms of those names).
-        target_accept: acceptance rate targeted by the step-size adaptation (for MALA the
-            default is 0.574, the optimal rate of Roberts and Rosenthal).
-        max_tree_depth: NUTS's maximum number of trajectory doublings.
-        dense_mass: adapt a dense (True) or diagonal (False) inverse mass matrix.
-        mass_block: indices (into the flat position) of a dense block: the inverse mass
-            matrix is dense over them and diagonal over the other coordinates
-            (`jaxglmm.metric`; with dense_mass False). Empty: no block.
-        num_integration_steps: leapfrog steps per HMC transition.
-        chain_method: "vectorized": the chains of a device move together, batched with
-            vmap; "sequential": each device runs its chains one after the other (lax.map),
-            so every chain's arithmetic is the same whatever the number of chains per
-            device, and the draws are bit-identical on one device or spread over several.
-            Batched matrix products and long sums are rounded differently for other batch
-            sizes on XLA:CPU, so "vectorized" draws agree across device layouts only to
-            rounding. `GLMM.sample` picks `default_chain_method()` unless told.
-    """
-
-    kernel: str = "nuts"
-    target_accept: float | None = None
-    max_tree_depth: int = 10
-    dense_mass: bool = False
-    num_integration_steps: int = 32
-    chain_method: str = "vectorized"
-    mass_block: tuple = ()
-
-    def __post_init__(self):
-        kernel = self.kernel
-        named = [(blackjax.nuts, "nuts"), (blackjax.hmc, "hmc"), (blackjax.mala, "mala")]
-        if not isinstance(kernel, str):
-            match = [name for obj, name in named if obj is kernel]
-            if not match:
-                raise ValueError(
-                    "kernel: must be 'nuts', 'hmc', 'mala' or one of blackjax.nuts, "
-                    f"blackjax.hmc, blackjax.mala; got {kernel!r}.")
-            kernel = match[0]
-        if kernel not in KERNELS:
-            raise ValueError(f"kernel={kernel!r} is unknown; choose one of {', '.join(KERNELS)}.")
-        object.__setattr__(self, "kernel", kernel)
-        if self.target_accept is None:
-            object.__setattr__(self, "target_accept", 0.574 if kernel == "mala" else 0.8)
-        if not 0.0 < self.target_accept < 1.0:
-            raise ValueError(f"target_accept: must be in (0, 1), got {self.target_accept}.")
-        if int(self.max_tree_depth) != self.max_tree_depth or self.max_tree_depth < 1:
-            raise ValueError(f"max_tree_depth: must be a positive integer, "
-                             f"got {self.max_tree_depth}.")
-        if int(self.num_integration_steps) != self.num_integration_steps \
-                or self.num_integration_steps < 1:
-            raise ValueError("num_integration_steps: must be a positive integer, "
-                             f"got {self.num_integration_steps}.")
-        object.__setattr__(self, "mass_block", tuple(int(i) for i in self.mass_block))
-        if self.mass_block and self.dense_mass:
-            raise ValueError("mass_block: a block mass matrix is not dense; set dense_mass "
-                             "False.")
-        if self.chain_method not in CHAIN_METHODS:
-            raise ValueError(f"chain_method: must be one of {', '.join(CHAIN_METHODS)}, "
-                             f"got {self.chain_method!r}.")
-
-
-class WarmupState(NamedTuple):
-    """Step-size (dual averaging) and mass-matrix (Welford) adaptation state of one chain."""
-
-    ss_state: Any
-    imm_state: Any
-    step_size: Array            # ()
-    inverse_mass_matrix: Array  # (d,) or (d, d)
-
-
 class ChainState(NamedTuple):
     """Where the chains stand: BlackJAX states and adaptation states, leading axis C."""
 
@@ -198,28 +121,6 @@ class ChainState(NamedTuple):
         return self.warmup.inverse_mass_matrix
 
 
-def metric_factors(imm: Array, config: SamplerConfig):
-    """What a chain's metric needs besides `imm` itself, computed once per adaptation
-    window: the Cholesky factors of a dense matrix or of a block matrix's dense block
-    (`jaxglmm.metric.cholesky_factors`), () for a diagonal one."""
-    if config.mass_block:
-        return block_factors(imm, config.mass_block)
-    if imm.ndim == 2:
-        return cholesky_factors(imm)
-    return ()
-
-
-def _as_metric(imm: Array, factors, config: SamplerConfig):
-    """The inverse mass matrix as BlackJAX takes it: the diagonal array itself, or the
-    metric of a dense or block matrix built from its `metric_factors`."""
-    if config.mass_block:
-        k = len(config.mass_block)
-        return block_metric(imm, config.mass_block, imm.shape[-1] - k * k + k, factors)
-    if imm.ndim == 2:
-        return dense_metric(imm, factors)
-    return imm
-
-
 def _kernel_fns(config: SamplerConfig):
     """(init(x, logdensity), step(key, state, logdensity, step_size, imm, factors) ->
     (state, stats)); factors: the `metric_factors` of imm."""
@@ -227,7 +128,7 @@ def _kernel_fns(config: SamplerConfig):
         kernel = blackjax.nuts.build_kernel()
 
         def step(key, state, logdensity, step_size, imm, factors):
-            new, info = kernel(key, state, logdensity, step_size, _as_metric(imm, factors, config),
+            new, info = kernel(key, state, logdensity, step_size, as_metric(imm, factors, config),
                                max_num_doublings=config.max_tree_depth)
             return new, {"acceptance_rate": info.acceptance_rate,
                          "diverging": info.is_divergent,
@@ -239,7 +140,7 @@ def _kernel_fns(config: SamplerConfig):
         kernel = blackjax.hmc.build_kernel()
 
         def step(key, state, logdensity, step_size, imm, factors):
-            new, info = kernel(key, state, logdensity, step_size, _as_metric(imm, factors, config),
+            new, info = kernel(key, state, logdensity, step_size, as_metric(imm, factors, config),
                                num_integration_steps=config.num_integration_steps)
             return new, {"acceptance_rate": info.acceptance_rate,
                          "diverging": info.is_divergent,
@@ -254,117 +155,6 @@ def _kernel_fns(config: SamplerConfig):
                      "diverging": jnp.zeros((), bool),
                      "n_steps": jnp.ones((), jnp.int32)}
     return blackjax.mala.init, step
-
-
-class _BlockState(NamedTuple):
-    """Welford states of a block mass matrix: dense over psi, diagonal over the rest."""
-
-    dense: Any
-    diagonal: Any
-
-    @property
-    def inverse_mass_matrix(self) -> Array:
-        return join(self.dense.inverse_mass_matrix, self.diagonal.inverse_mass_matrix)
-
-
-def _block_estimator(psi: tuple):
-    """init / update / final / to_x of Stan's windowed mass-matrix estimate for a block
-    matrix (`jaxglmm.metric`): BlackJAX's dense estimator on the coordinates `psi`, its
-    diagonal one on the others."""
-    dense = mass_matrix_adaptation(False)
-    diagonal = mass_matrix_adaptation(True)
-    psi_idx = np.asarray(psi, int)
-    k = len(psi_idx)
-
-    def latent(d: int) -> np.ndarray:
-        return np.setdiff1d(np.arange(d), psi_idx)
-
-    def init(d: int) -> _BlockState:
-        return _BlockState(dense[0](k), diagonal[0](d - k))
-
-    def update(state: _BlockState, u: Array) -> _BlockState:
-        return _BlockState(dense[1](state.dense, u[psi_idx]),
-                           diagonal[1](state.diagonal, u[latent(u.shape[0])]))
-
-    def final(state: _BlockState) -> _BlockState:
-        return _BlockState(dense[2](state.dense), diagonal[2](state.diagonal))
-
-    def to_x(imm_u: Array, scale: Array) -> Array:
-        A, diag = split(imm_u, k)
-        s_psi, s_lat = scale[psi_idx], scale[latent(scale.shape[0])]
-        return join(A * jnp.outer(s_psi, s_psi), diag * s_lat**2)
-
-    return init, update, final, to_x
-
-
-DENSE_DRAWS_PER_DIM = 2
-
-
-def _dense_or_diagonal(imm: Array, n) -> Array:
-    """A window's dense estimate (d, d), or its diagonal where the window had fewer than
-    DENSE_DRAWS_PER_DIM * d draws: a dense covariance of fewer draws than about twice the
-    dimension is near singular, and in the next window the chains crawl along its thin
-    directions (epil with a dense matrix, d = 66, 4 x 1000/1000: 7.5 s without this rule,
-    4.7 s with it; windows of 25, 50 and 100 draws are then diagonal)."""
-    d = imm.shape[-1]
-    return jnp.where(n >= DENSE_DRAWS_PER_DIM * d, imm, jnp.diag(jnp.diag(imm)))
-
-
-def _warmup_fns(config: SamplerConfig):
-    """init(d, step_size, dtype, scale) / update(ws, stage, window_end, x, accept, scale) /
-    final(ws) of Stan's windowed adaptation built from BlackJAX's dual averaging and Welford
-    estimators.
-
-    The mass matrix is adapted in the coordinates u = x / scale (scale (d,): a typical size
-    of each coordinate, from the model): it starts at diag(scale^2), Welford sees u, and
-    Stan's regularisation towards 1e-3 I acts in u. With scale = 1 this is Stan's
-    adaptation; with the model's scale it no longer depends on the units of the data (a
-    coefficient whose posterior sd is 1e-6 was shrunk towards variance 1e-3 and the chains
-    stuck)."""
-    adapt_mass = config.kernel != "mala"
-    if config.mass_block:
-        mm_init, mm_update, mm_final, to_x = _block_estimator(config.mass_block)
-    else:
-        mm_init, mm_update, mm_final = mass_matrix_adaptation(not config.dense_mass)
-
-        def to_x(imm_u, scale):
-            """An inverse mass matrix of u as one of x = scale * u."""
-            return imm_u * scale**2 if imm_u.ndim == 1 else imm_u * jnp.outer(scale, scale)
-    da_init, da_update, da_final = dual_averaging_adaptation(config.target_accept)
-
-    def init(d: int, step_size: float, dtype, scale) -> WarmupState:
-        imm_state = mm_init(d)
-        imm_state = jax.tree.map(
-            lambda a: jnp.asarray(a, dtype) if jnp.issubdtype(jnp.asarray(a).dtype,
-                                                               jnp.floating) else a,
-            imm_state)
-        ss = da_init(jnp.asarray(step_size, dtype))
-        return WarmupState(ss, imm_state, jnp.asarray(step_size, dtype),
-                           to_x(imm_state.inverse_mass_matrix, jnp.asarray(scale, dtype)))
-
-    def update(ws: WarmupState, stage, window_end, x, accept, scale) -> WarmupState:
-        ss = da_update(ws.ss_state, accept)
-        imm_state = ws.imm_state
-        if adapt_mass:
-            imm_state = jax.lax.cond(stage == 1, lambda s: mm_update(s, x / scale),
-                                     lambda s: s, imm_state)
-        ws = WarmupState(ss, imm_state, jnp.exp(ss.log_step_size), ws.inverse_mass_matrix)
-
-        def end_window(ws):
-            imm_state = mm_final(ws.imm_state)
-            imm_u = imm_state.inverse_mass_matrix
-            if config.dense_mass:
-                imm_u = _dense_or_diagonal(imm_u, ws.imm_state.wc_state.sample_size)
-            ss = da_init(da_final(ws.ss_state))
-            return WarmupState(ss, imm_state, jnp.exp(ss.log_step_size), to_x(imm_u, scale))
-        if adapt_mass:
-            ws = jax.lax.cond(window_end, end_window, lambda w: w, ws)
-        return ws
-
-    def final(ws: WarmupState):
-        return jnp.exp(ws.ss_state.log_step_size_avg), ws.inverse_mass_matrix
-
-    return init, update, final
 
 
 def _chunk_length(num_warmup: int, num_draws: int, target: int) -> int:
@@ -390,7 +180,7 @@ def _make_chunk_fn(make_logdensity: Callable, transform: Callable, config: Sampl
      (C, k)))
     """
     _, step = _kernel_fns(config)
-    _, ws_update, _ = _warmup_fns(config)
+    _, ws_update, _ = warmup_fns(config)
 
     def chunk(states, ws, data_scale, keys, t, stage, window_end, active, adapting):
         data, scale = data_scale
@@ -584,7 +374,7 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
          ChainState after the last draw, number of draws finished per chain).
     """
     init_kernel, _ = _kernel_fns(config)
-    ws_init, _, ws_final = _warmup_fns(config)
+    ws_init, _, ws_final = warmup_fns(config)
     timings = {} if timings is None else timings
     timings.setdefault("compile_s", 0.0)
     C, d = x0.shape

@@ -62,12 +62,12 @@ def test_dense_metric_from_factors_equals_blackjax_dense_metric():
 
 
 def test_a_dense_window_with_fewer_draws_than_twice_the_dimension_gives_its_diagonal():
-    from jaxglmm.sampling import DENSE_DRAWS_PER_DIM, _dense_or_diagonal
+    from jaxglmm.adaptation import DENSE_DRAWS_PER_DIM, dense_or_diagonal
     _, full = _block(6)
     A = jnp.asarray(full)
     n_full = DENSE_DRAWS_PER_DIM * D
-    np.testing.assert_array_equal(_dense_or_diagonal(A, n_full), A)
-    np.testing.assert_array_equal(_dense_or_diagonal(A, n_full - 1), jnp.diag(jnp.diag(A)))
+    np.testing.assert_array_equal(dense_or_diagonal(A, n_full), A)
+    np.testing.assert_array_equal(dense_or_diagonal(A, n_full - 1), jnp.diag(jnp.diag(A)))
 
 
 def test_block_momentum_has_the_mass_matrix_as_covariance():
