@@ -10,17 +10,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from . import collapsed
-from .basis import BASES, NONE as NONE_BASIS, centring, describe as describe_basis, to_sampler, to_user
+from .basis import BASES, NONE as NONE_BASIS, centring, describe as describe_basis, to_sampler
 from .config import SamplerConfig
-from .density import ModelData, ModelSpec, TermSpec, log_posterior, natural_draw, unpack
+from .density import ModelData, ModelSpec, TermSpec, log_posterior, natural_draw
 from .design import ArrayData, choose_centred, prepare_arrays
 from .families import MEAN_TEXT, Family, make_family
 from .keys import as_key
 from .parameters import n_chol
-from .partial import collapsed_term, draw_b_partial, log_posterior_partial, partial_data
+from .partial import collapsed_term
 from .priors import Flat, Normal, Priors, default_priors, describe_priors, resolve_priors
-from .problem import Problem
+from .problem import Problem, build_problem
 from .results import Fit
 from .sampling import compile_seconds, default_chain_method, sample_chains, use_persistent_cache
 
@@ -75,8 +74,6 @@ def _check_count(value, name: str, minimum: int) -> int:
     return int(value)
 
 
-_sufficient_stats = jax.jit(collapsed.sufficient_stats, static_argnums=1)
-_partial_data = jax.jit(partial_data, static_argnums=(1, 2))
 
 
 @jax.jit
@@ -449,70 +446,14 @@ class GLMM:
         return self._centrings[collapsed]
 
     def problem(self, method: str, template: dict, keep_b: bool = True,
-                 basis: str = "none"):
+                basis: str = "none") -> Problem:
         """The `Problem` (data for the jitted code, unravel, make_logdensity, transform) that
         `method` samples, for positions shaped like `template` (an `initial_position`);
         without `keep_b` the draws leave out b (and the collapsed sampler does not draw it).
         The flat position is in the sampler's `basis` (`jaxglmm.basis`); the log density
         there equals the user's at the mapped point (a shear: unit Jacobian)."""
-        spec = self.spec
-        _, unravel = ravel_pytree(template)
-        layout, shift = self._basis(method, basis)
-        f = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
-        shift = jax.tree.map(lambda v: jnp.asarray(v, f), shift)
-
-        def user(x, shift):
-            return to_user(unravel(x), layout, shift)
-
-        def drop_b(out: dict) -> dict:
-            return out if keep_b else {k: v for k, v in out.items()
-                                       if k.split("|")[0] != "b"}
-        if method == "joint":
-            def make_logdensity(data):
-                model_data, shift = data
-                return lambda x: log_posterior(user(x, shift), model_data, spec)
-
-            def transform(x, data, key):
-                return drop_b(natural_draw(user(x, data[1]), spec, data=data[0]))
-            return Problem((self.model_data(), shift), unravel, make_logdensity, transform)
-        if len(spec.terms) > 1:
-            return self._problem_partial(unravel, user, drop_b, shift, keep_b)
-
-        stats = _sufficient_stats(self.model_data(), spec.N)
-
-        def make_logdensity(data):
-            stats, shift = data
-            return lambda x: collapsed.log_posterior_collapsed(user(x, shift), stats, spec)
-
-        def transform(x, data, key):
-            stats, shift = data
-            position = user(x, shift)
-            if not keep_b:
-                return drop_b(natural_draw(position, spec, b=jnp.zeros((spec.N, spec.q),
-                                                                         x.dtype)))
-            psi, _ = unpack(position, spec)
-            return natural_draw(position, spec, b=collapsed.draw_b(key, psi, stats, spec))
-        return Problem((stats, shift), unravel, make_logdensity, transform)
-
-    def _problem_partial(self, unravel, user, drop_b, shift, keep_b: bool):
-        """problem's pieces for several terms, one of them integrated out
-        (`jaxglmm.partial`)."""
-        spec = self.spec
-        c = collapsed_term(spec)
-        pdata = _partial_data(self.model_data(), spec, c)
-
-        def make_logdensity(data):
-            pdata, shift = data
-            return lambda x: log_posterior_partial(user(x, shift), pdata, spec, c)
-
-        def transform(x, data, key):
-            pdata, shift = data
-            position = user(x, shift)
-            if not keep_b:
-                zeros = tuple(jnp.zeros((t.N, t.q), x.dtype) for t in spec.terms)
-                return drop_b(natural_draw(position, spec, b=zeros))
-            return natural_draw(position, spec, b=draw_b_partial(key, position, pdata, spec, c))
-        return Problem((pdata, shift), unravel, make_logdensity, transform)
+        return build_problem(self.spec, self.model_data(), *self._basis(method, basis),
+                             method, template, keep_b)
 
     def _describe_parametrisation(self, method: str) -> str:
         """fit.info["parametrisation"]: how each term's b is handled."""
