@@ -381,7 +381,7 @@ def natural_draw(position: dict, spec: ModelSpec, b=None, data: ModelData | None
             out[term.name("gamma")] = t.gamma
     if spec.family.has_dispersion:
         out["tau"] = psi.tau
-        out["sigma"] = 1.0 / jnp.sqrt(psi.tau)  # the residual sd (gaussian: the one family with tau)
+        out["sigma"] = 1.0 / jnp.sqrt(psi.tau)  # residual sd (gaussian has the only tau)
     if spec.priors.random_d:
         out["d"] = psi.d
     return out

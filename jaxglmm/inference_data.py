@@ -33,8 +33,6 @@ AXES = {
     "b": ("group", "z"),
     "sigma": (), "tau": (), "d": (),
 }
-# families whose responses are counts: observed and predicted y are stored as integers so
-# that ArviZ treats them as discrete (histograms rather than densities in plot_ppc)
 OBS_DIM = "obs"
 PLOT_KINDS = ("trace", "rank", "forest", "ppc")
 
@@ -187,6 +185,8 @@ def posterior_predictive_draws(fit, seed=0) -> np.ndarray:
 
 
 def as_response(y: np.ndarray, model) -> np.ndarray:
+    """y as stored: integers for a discrete family, so that ArviZ treats observed and
+    predicted y as counts (histograms rather than densities in plot_ppc)."""
     if model.spec.family.discrete:
         return np.rint(y).astype(np.int64)
     return y

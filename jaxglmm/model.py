@@ -74,8 +74,6 @@ def _check_count(value, name: str, minimum: int) -> int:
     return int(value)
 
 
-
-
 @jax.jit
 def _box_draw(key, loc: dict, scale: dict) -> dict:
     """loc + scale * U(-1, 1) for every leaf, one key per leaf in sorted order of the names
@@ -135,8 +133,8 @@ class GLMM:
 
     @classmethod
     def from_array_data(cls, arrays: ArrayData, family: Family, priors: Priors | None,
-                         centred: bool | str | None = None, factor: str = "D",
-                         dtype: str = "float64") -> "GLMM":
+                        centred: bool | str | None = None, factor: str = "D",
+                        dtype: str = "float64") -> "GLMM":
         model = cls.__new__(cls)
         model.design = None
         model._setup(arrays, family, priors, centred, factor, dtype)
@@ -224,7 +222,7 @@ class GLMM:
         fam = make_family(family, link)
         arrays = prepare_arrays(y, Z, groups, X, fam, trials, offset, x_names, z_names)
         return cls.from_array_data(arrays, fam, priors, centred=centred, factor=factor,
-                                    dtype=dtype)
+                                   dtype=dtype)
 
     # ------------------------------------------------------------------ pure functions
 
@@ -500,10 +498,11 @@ class GLMM:
             mass_matrix: the inverse mass matrix warmup adapts: "dense", "diagonal", "block"
                 (dense over psi, the population parameters and hyperparameters, diagonal
                 over the random effects; `jaxglmm.metric`) or "auto" (default): dense when
-                the sampler moves at most 100 parameters, except for the joint sampler of a
-                gaussian model, else diagonal (on sim_logit, 4 x 1000/1000, seeds 5 and 6,
-                the block matrix gave min bulk ESS 382 and 354 against the diagonal's 432
-                and 567).
+                the sampler moves at most DENSE_MAX_DIM = 40 parameters, except for the
+                joint sampler of a gaussian identity model, else diagonal (epil, 66
+                parameters: 1.8x more ESS per second diagonal; on sim_logit, 4 x
+                1000/1000, seeds 5 and 6, the block matrix gave min bulk ESS 382 and 354
+                against the diagonal's 432 and 567).
             num_integration_steps: leapfrog steps per HMC transition.
             method: "auto" (collapsed for gaussian identity models with one random-effect
                 term, else joint), "joint" (b sampled with psi), or "collapsed" (b
