@@ -20,7 +20,7 @@ from blackjax.adaptation.low_rank_adaptation import window_adaptation_low_rank  
 from jax.flatten_util import ravel_pytree  # noqa: E402
 
 import catalogue  # noqa: E402
-from jaxglmm.model import LATENT  # noqa: E402
+from jaxglmm.parameters import LATENT  # noqa: E402
 
 WARMUP, DRAWS, CHAINS = 1000, 1000, 4
 

@@ -272,7 +272,7 @@ def _nutpie_check_logp(problem, compiled, glmm, seed: int, n_points: int = 3) ->
     import pymc_models as pmm
     ours = glmm.logdensity_fn
     if problem.kind == "marginal":
-        stats = collapsed.sufficient_stats(glmm.model_data(), glmm.spec.N)
+        stats = collapsed.sufficient_stats(glmm.model_data(), glmm.spec.terms[0].N)
         ours = (lambda pos: collapsed.log_posterior_collapsed(
             {k: v for k, v in pos.items() if k != "z"}, stats, glmm.spec))
     diffs = []
@@ -339,7 +339,7 @@ def _data_rule_centred(glmm) -> bool:
     """jaxglmm's data-driven choice for the joint model (`glmm` built with centred=None):
     centred b where the data dominate the prior; gaussian models, which jaxglmm collapses,
     are non-centred when sampled jointly."""
-    return bool(not glmm.can_collapse and glmm.spec.centred)
+    return bool(not glmm.can_collapse and glmm.spec.terms[0].centred)
 
 
 def _glmm_like(entry, df, centred: bool):
@@ -355,7 +355,7 @@ def _numpyro_check_logp(problem, glmm, seed: int, n_points: int = 3) -> float:
     from jaxglmm import collapsed
     ours = glmm.logdensity_fn
     if problem.kind == "marginal":
-        stats = collapsed.sufficient_stats(glmm.model_data(), glmm.spec.N)
+        stats = collapsed.sufficient_stats(glmm.model_data(), glmm.spec.terms[0].N)
         ours = (lambda pos: collapsed.log_posterior_collapsed(
             {k: v for k, v in pos.items() if k != "z"}, stats, glmm.spec))
 
@@ -399,11 +399,8 @@ def _run_nutpie(row, name, entry, df, task, glmm_auto):
 
 def _dense_max_dim() -> int:
     """jaxglmm's rule for its default mass matrix (dense up to this many parameters)."""
-    try:
-        from jaxglmm.model import DENSE_MAX_DIM
-        return int(DENSE_MAX_DIM)
-    except ImportError:
-        return 0
+    from jaxglmm.fitting import DENSE_MAX_DIM
+    return int(DENSE_MAX_DIM)
 
 
 def run_worker(task: dict) -> dict:
@@ -419,7 +416,7 @@ def run_worker(task: dict) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # flat-prior notices
         glmm = catalogue.model_from_entry(entry, data=df)
-    row = {"n_obs": int(len(df)), "N": int(glmm.spec.N), "p": glmm.spec.p, "q": glmm.spec.q,
+    row = {"n_obs": int(len(df)), "N": int(glmm.spec.terms[0].N), "p": glmm.spec.p, "q": glmm.spec.terms[0].q,
            "setup_mib": _peak_mib()}
     if task["engine"] == "nutpie":
         _run_nutpie(row, name, entry, df, task, glmm)
@@ -458,7 +455,7 @@ def run_worker(task: dict) -> dict:
         row["peak_mib"] = _peak_mib()
     if task["engine"] == "jaxglmm":
         row.setdefault("parametrisation", "b integrated out" if method == "collapsed"
-                       else "centred" if glmm.spec.centred else "non-centred")
+                       else "centred" if glmm.spec.terms[0].centred else "non-centred")
     short = {"non-centred": "nc", "centred": "c"}.get(row["parametrisation"].split(" (")[0])
     chains_tag = ("seq" if row.get("chain_method") == "sequential"
                   else f"{row['nutpie_cores']} threads" if row.get("nutpie_cores") else None)
@@ -695,7 +692,7 @@ def parse_args(argv=None):
                          "or NumPyro's own init_to_uniform")
     ap.add_argument("--numpyro-mass", choices=("match", "diag", "dense"), default="match",
                     help="NumPyro's mass matrix: 'match' (default) applies jaxglmm's default "
-                         "rule (dense when NUTS moves at most jaxglmm.model.DENSE_MAX_DIM "
+                         "rule (dense when NUTS moves at most jaxglmm.fitting.DENSE_MAX_DIM "
                          "parameters) to NumPyro's own dimension")
     ap.add_argument("--numpyro-chains", choices=("match", "vectorized", "sequential"),
                     default="match",

@@ -5,7 +5,8 @@ use_cpu_devices()  # first, before any JAX operation runs (jaxglmm.devices)
 
 from . import datasets  # noqa: E402
 from .families import FAMILIES, Bernoulli, Binomial, Family, Gaussian, Poisson, make_family  # noqa: E402
-from .model import GLMM  # noqa: E402
+from .glmm import GLMM  # noqa: E402
+from .model import Model  # noqa: E402
 from .priors import Flat, Gamma, Normal, Priors, Wishart  # noqa: E402
 from .problem import Problem  # noqa: E402
 from .results import Fit, SamplingWarning  # noqa: E402
@@ -14,7 +15,7 @@ from .loading import load  # noqa: E402
 from .version import __version__  # noqa: E402,F401
 
 __all__ = [
-    "GLMM", "Fit", "Priors", "Normal", "Flat", "Gamma", "Wishart", "Family", "Gaussian",
+    "GLMM", "Model", "Fit", "Priors", "Normal", "Flat", "Gamma", "Wishart", "Family", "Gaussian",
     "Bernoulli", "Binomial", "Poisson", "FAMILIES", "make_family", "SamplingWarning",
     "Problem", "datasets", "load",
 ]

@@ -20,10 +20,13 @@ import time
 import warnings
 from pathlib import Path
 
+import pandas as pd
+
 import jaxglmm
 
+from . import demo
 from .families import FAMILIES, make_family
-from .model import METHODS
+from .fitting import METHODS
 
 PROG = "jaxglmm"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -289,8 +292,6 @@ def read_csv(path: str):
         UsageError: the file does not exist.
         CLIError: pandas cannot read it, or it has no rows.
     """
-    import pandas as pd
-
     p = input_file(path, "data file")
     try:
         df = pd.read_csv(p)
@@ -439,8 +440,6 @@ def run_summary(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     """`jaxglmm demo`: the bundled sleepstudy example of `jaxglmm.demo`."""
-    from . import demo
-
     demo.main(chains=args.chains, warmup=args.warmup, draws=args.draws, seed=args.seed,
               progress=args.progress)
     return EXIT_OK

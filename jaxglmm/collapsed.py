@@ -23,8 +23,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .batched import BatchedChol, batched_cholesky, cholesky  # noqa: F401 (re-exported)
-from .batched import GeneralChol as _GeneralChol  # noqa: F401 (its tests use this name)
+from .batched import cholesky
 from .density import (ModelData, ModelSpec, Psi, TermPsi, TermSpec, log_prior_psi,
                       term_precision, unpack)
 
@@ -44,10 +43,12 @@ class SufficientStats(NamedTuple):
 
 
 def sufficient_stats(data: ModelData, N: int) -> SufficientStats:
-    """Per-cluster and global sums from the observation arrays (one pass, segment sums)."""
+    """Per-cluster and global sums from the observation arrays (one pass, segment sums) of a
+    model with one random-effect term (N levels)."""
     y = data.y - data.offset
-    Z, X = data.Z, data.X
-    seg = lambda v: jax.ops.segment_sum(v, data.cluster, num_segments=N)  # noqa: E731
+    X = data.X
+    (Z, cluster), = data.terms
+    seg = lambda v: jax.ops.segment_sum(v, cluster, num_segments=N)  # noqa: E731
     W = jnp.concatenate([X, Z], axis=1)
     return SufficientStats(
         ZtZ=seg(Z[:, :, None] * Z[:, None, :]),
@@ -89,7 +90,7 @@ def draw_from_precision(key: Array, chol_A, rhs: Array) -> Array:
 
 def _Zt_residual(psi: Psi, stats: SufficientStats) -> Array:
     """Z_i'(y_i - X_i beta - Z_i mu), (N, q)."""
-    out = stats.Zty - stats.ZtZ @ psi.mu
+    out = stats.Zty - stats.ZtZ @ psi.terms[0].mu
     if stats.ZtX.shape[-1]:
         out = out - stats.ZtX @ psi.beta
     return out
@@ -98,10 +99,11 @@ def _Zt_residual(psi: Psi, stats: SufficientStats) -> Array:
 def log_marginal_likelihood(psi: Psi, stats: SufficientStats, spec: ModelSpec) -> Array:
     """sum_i log N(y_i | X_i beta + Z_i mu, Z_i D Z_i' + I / tau), ()."""
     _, chol_A = _posterior_precision(psi, stats, spec)
-    w = jnp.concatenate([psi.beta, psi.mu])
+    (t,), (term,) = psi.terms, spec.terms
+    w = jnp.concatenate([psi.beta, t.mu])
     rr = stats.yty - 2.0 * w @ stats.Wty + w @ stats.WtW @ w        # sum_i r_i'r_i
-    return marginal_from_residual(chol_A, psi.logdet_omega, psi.tau,
-                                  _Zt_residual(psi, stats), rr, jnp.sum(stats.m), spec.N)
+    return marginal_from_residual(chol_A, t.logdet_omega, psi.tau,
+                                  _Zt_residual(psi, stats), rr, jnp.sum(stats.m), term.N)
 
 
 def log_posterior_collapsed(position: dict, stats: SufficientStats, spec: ModelSpec) -> Array:
@@ -113,7 +115,7 @@ def log_posterior_collapsed(position: dict, stats: SufficientStats, spec: ModelS
 def draw_b(key: Array, psi: Psi, stats: SufficientStats, spec: ModelSpec) -> Array:
     """One exact draw of b (N, q) from p(b | psi, y)."""
     omega, chol_A = _posterior_precision(psi, stats, spec)
-    rhs = omega @ psi.mu + psi.tau * stats.Zty
+    rhs = omega @ psi.terms[0].mu + psi.tau * stats.Zty
     if stats.ZtX.shape[-1]:
         rhs = rhs - psi.tau * stats.ZtX @ psi.beta
     return draw_from_precision(key, chol_A, rhs)

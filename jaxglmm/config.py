@@ -1,4 +1,5 @@
-"""Sampler settings: the kernel, its adaptation target, the mass matrix and how chains run."""
+"""Sampler settings (the kernel, its adaptation target, the mass matrix and how chains run)
+and the settings of a whole run."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,3 +72,34 @@ class SamplerConfig:
         if self.chain_method not in CHAIN_METHODS:
             raise ValueError(f"chain_method: must be one of {', '.join(CHAIN_METHODS)}, "
                              f"got {self.chain_method!r}.")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run was made: what `extend` needs to go on the same way, and what `save` keeps.
+
+    Attributes:
+        method: "joint" or "collapsed" (resolved, never "auto").
+        sampler: the kernel and adaptation settings (`jaxglmm.config.SamplerConfig`).
+        chains, warmup: numbers of chains and warmup iterations.
+        chunk: iterations per jitted chunk; thin: keep every thin-th draw.
+        keep_b: whether the draws hold b.
+        basis: the sampler's basis, "centred" or "none" (`jaxglmm.basis`).
+        seed: the integer seed, or None when a key was given.
+    """
+
+    method: str
+    sampler: SamplerConfig
+    chains: int
+    warmup: int
+    chunk: int = 50
+    thin: int = 1
+    keep_b: bool = True
+    basis: str = "none"
+    seed: int | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunSettings":
+        """The settings written as `dataclasses.asdict(settings)` (JSON in a saved fit)."""
+        values = dict(values)
+        return cls(sampler=SamplerConfig(**values.pop("sampler")), **values)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .datasets import load_sleepstudy
-from .model import GLMM
+from .glmm import GLMM
 
 
 def main(chains: int = 4, warmup: int = 1000, draws: int = 1000, seed: int = 0,

@@ -23,22 +23,15 @@ Array = jax.Array
 
 
 class ModelData(NamedTuple):
-    """Observation-level arrays (n_obs observations; p fixed columns; the first random-effect
-    term has q columns over N clusters, further terms are in `extra`)."""
+    """Observation-level arrays (n_obs observations, p fixed columns) and, per random-effect
+    term k, its design Z_k (n_obs, q_k) and level index cluster_k (n_obs,) over N_k levels."""
 
     y: Array        # (n_obs,)
     X: Array        # (n_obs, p)
-    Z: Array        # (n_obs, q) design of the first random-effect term
-    cluster: Array  # (n_obs,) int, 0..N-1 in the order of the sorted group labels
     trials: Array   # (n_obs,) binomial trials (ones for other families)
     offset: Array   # (n_obs,) added to the linear predictor
     log_base: Array  # () sum of the data-only terms of the likelihood (family.log_base)
-    extra: tuple = ()  # ((Z_k (n_obs, q_k), cluster_k (n_obs,)), ...) for terms 2..K
-
-
-def term_designs(data: ModelData) -> tuple:
-    """((Z_k, cluster_k), ...) for every random-effect term, the first one first."""
-    return ((data.Z, data.cluster),) + tuple(data.extra)
+    terms: tuple    # ((Z_k (n_obs, q_k), cluster_k (n_obs,) int), ...) one pair per term
 
 
 @dataclass(frozen=True)
@@ -83,30 +76,13 @@ class ModelSpec:
     """Static description of the model: sizes, family, priors and parametrisation.
 
     `priors` holds the beta and tau parts (and, for a single term, equals terms[0].priors);
-    `terms` one TermSpec per random-effect term. q, N, centred and factor are the first
-    term's, for the single-term code (the collapsed sampler).
+    `terms` one TermSpec per random-effect term.
     """
 
     family: Family
     priors: ResolvedPriors
     p: int
     terms: tuple
-
-    @property
-    def q(self) -> int:
-        return self.terms[0].q
-
-    @property
-    def N(self) -> int:
-        return self.terms[0].N
-
-    @property
-    def centred(self) -> bool:
-        return self.terms[0].centred
-
-    @property
-    def factor(self) -> str:
-        return self.terms[0].factor
 
 
 class TermPsi(NamedTuple):
@@ -126,13 +102,6 @@ class Psi(NamedTuple):
     tau: Array            # ()  (1 for families without dispersion)
     d: Array              # ()  rate of tau's Gamma prior
     terms: tuple          # (TermPsi, ...) one per random-effect term
-
-    # the first term's pieces, for single-term code
-    mu = property(lambda self: self.terms[0].mu)
-    gamma = property(lambda self: self.terms[0].gamma)
-    chol = property(lambda self: self.terms[0].chol)
-    logdet_omega = property(lambda self: self.terms[0].logdet_omega)
-    diag_omega = property(lambda self: self.terms[0].diag_omega)
 
 
 def _unpack_term(position: dict, term: TermSpec, dtype) -> tuple[TermPsi, Array]:
@@ -230,7 +199,7 @@ def random_effects_and_log_jacobian(position: dict, psi: Psi, spec: ModelSpec,
         if data is None:
             raise ValueError(f"term {term.key or 1}: Laplace-guided random effects need the "
                              "model data.")
-        Z, cluster = term_designs(data)[k]
+        Z, cluster = data.terms[k]
         b, jac = guided_effects(
             position[term.name("z")], _eta_without_term(k, bs, psi, spec, data), Z, cluster,
             t.mu, term_precision(t, term),
@@ -246,7 +215,7 @@ def _eta_without_term(k: int, b_before: list, psi: Psi, spec: ModelSpec, data: M
     """offset + X beta + the terms before k at their b + the terms after k (and an
     integrated-out one) at their mean mu, (n_obs,)."""
     eta = data.offset + (data.X @ psi.beta if data.X.shape[1] else 0.0)
-    for l, ((Z, cluster), t) in enumerate(zip(term_designs(data), psi.terms)):
+    for l, ((Z, cluster), t) in enumerate(zip(data.terms, psi.terms)):
         if l < k and b_before[l] is not None:
             eta = eta + jnp.sum(Z * b_before[l][cluster], axis=1)
         elif l != k:
@@ -262,7 +231,7 @@ def linear_predictor(b, beta: Array, data: ModelData) -> Array:
     """eta = offset + X beta + sum_k z_kij' b_k[cluster_k], (n_obs,); b an (N, q) array
     (one term) or a tuple of them (a None term is left out)."""
     eta = data.offset
-    for b_k, (Z, cluster) in zip(_as_terms(b), term_designs(data)):
+    for b_k, (Z, cluster) in zip(_as_terms(b), data.terms):
         if b_k is not None:
             eta = eta + jnp.sum(Z * b_k[cluster], axis=1)
     if data.X.shape[1]:

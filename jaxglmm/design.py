@@ -6,7 +6,7 @@ allowed. The caller's arrays are copied, never modified.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -28,33 +28,16 @@ class RandomTerm:
 
 @dataclass(frozen=True)
 class ArrayData:
-    """Validated float64 copies of the user's arrays (n_obs rows).
-
-    Z, cluster, groups, z_names describe the first random-effect term (N clusters, q
-    columns); `extra` holds RandomTerms 2..K of a formula with several terms. `terms` gives
-    all of them alike.
-    """
+    """Validated float64 copies of the user's arrays (n_obs rows, p fixed columns) and one
+    `RandomTerm` per random-effect term (K >= 1 of them, all alike: every term is checked by
+    `random_term`)."""
 
     y: np.ndarray        # (n_obs,)
     X: np.ndarray        # (n_obs, p)
-    Z: np.ndarray        # (n_obs, q)
-    cluster: np.ndarray  # (n_obs,) int32 in 0..N-1, sorted-label order
     trials: np.ndarray   # (n_obs,)
     offset: np.ndarray   # (n_obs,)
-    groups: tuple        # (N,) sorted group labels
     x_names: tuple       # (p,)
-    z_names: tuple       # (q,)
-    group_name: str = "group"
-    mu_free: tuple | None = None  # first term's columns with a mean parameter (None: all)
-    extra: tuple = ()    # (RandomTerm, ...) terms 2..K
-
-    @property
-    def terms(self) -> tuple:
-        """(RandomTerm, ...): every random-effect term, the first one first."""
-        free = tuple(range(self.Z.shape[1])) if self.mu_free is None else self.mu_free
-        first = RandomTerm(self.Z, self.cluster, self.groups, self.z_names, self.group_name,
-                           free)
-        return (first,) + tuple(self.extra)
+    terms: tuple = ()    # (RandomTerm, ...) K terms, in the formula's order
 
 
 def _is_missing(v) -> bool:
@@ -279,11 +262,23 @@ def encode_groups(groups, n: int, name: str = "groups") -> tuple[np.ndarray, tup
 
 def prepare_arrays(y, Z, groups, X, family: Family, trials, offset, x_names,
                    z_names) -> ArrayData:
-    """Validate and copy the arrays of `GLMM.from_arrays`.
+    """Validate and copy the arrays of `GLMM.from_arrays` (one random-effect term).
 
     Raises:
         ValueError: disagreeing lengths, NaN/inf, y outside the family's support, bad trials,
             an empty Z, X and Z sharing a column, or bad names.
+    """
+    common = prepare_common(y, X, family, trials, offset, x_names)
+    term = random_term(Z, groups, common, z_names)
+    return replace(common, terms=(term,))
+
+
+def prepare_common(y, X, family: Family, trials, offset, x_names) -> ArrayData:
+    """Validate and copy what every term shares: y, X, trials, offset and x_names; the
+    returned ArrayData has no terms yet (add them with `random_term`).
+
+    Raises:
+        ValueError: naming y, X, trials, offset or x_names and the first bad row.
     """
     y = _as_float(y, "y", 1)
     n = y.shape[0]
@@ -291,13 +286,6 @@ def prepare_arrays(y, Z, groups, X, family: Family, trials, offset, x_names,
         raise ValueError("y: is empty; the model needs at least one observation.")
     check_finite(y, "y")
     _check_scale(y, "y", spread=family.collapsible)
-    Z = _as_float(Z, "Z", 2)
-    _check_length(Z, "Z", n)
-    if Z.shape[1] == 0:
-        raise ValueError("Z: has no columns; the model needs at least one random effect "
-                         "(use a column of ones for a random intercept).")
-    check_finite(Z, "Z")
-    _check_scale(Z, "Z")
     X = np.zeros((n, 0)) if X is None else _as_float(X, "X", 2)
     _check_length(X, "X", n)
     check_finite(X, "X")
@@ -325,16 +313,50 @@ def prepare_arrays(y, Z, groups, X, family: Family, trials, offset, x_names,
     else:
         trials = np.ones(n)
     family.check_response(y, trials if family.has_trials else None)
-    cluster, labels = encode_groups(groups, n)
     x_names = _names(x_names, _default_names(X, "x"), "x_names")
-    z_names = _names(z_names, _default_names(Z, "z"), "z_names")
+    return ArrayData(y, X, trials, offset, x_names)
+
+
+def random_term(Z, groups, common: ArrayData, z_names=None, name: str = "group",
+                mu_free: tuple | None = None, what: str = "Z", groups_what: str = "groups",
+                x_what: str = "X") -> RandomTerm:
+    """One random-effect term, checked alike for every term of a model: Z (n_obs, q) numeric,
+    finite, on a scale the defaults can take, with q >= 1 columns none of which equals a
+    column of common.X (its mean would not be identified); one group label per row.
+
+    Args:
+        Z: the term's design (n_obs, q), or (n_obs,) for one column.
+        groups: one label per observation (n_obs,).
+        common: the checked shared arrays (`prepare_common`).
+        z_names: column names (q,) or None ("Intercept" for a column of ones, else z1...).
+        name: the grouping factor's name; mu_free: columns whose mean is a parameter (None:
+            all of them).
+        what, groups_what, x_what: what error messages call Z, the labels and X (the
+            formula says "term (1 + x | g)", "grouping factor 'g'" and "fixed part").
+    Raises:
+        ValueError: naming `what` (or `groups_what`) and the first bad row.
+    """
+    n = common.y.shape[0]
+    Z = _as_float(Z, what, 2)
+    _check_length(Z, what, n)
+    if Z.shape[1] == 0:
+        raise ValueError(f"{what}: has no columns; the model needs at least one random effect "
+                         "(use a column of ones for a random intercept).")
+    check_finite(Z, what)
+    _check_scale(Z, what)
+    cluster, labels = encode_groups(groups, n, groups_what)
+    names_what = "z_names" if what == "Z" else what
+    z_names = _names(z_names, _default_names(Z, "z"), names_what)
+    X, x_names = common.X, common.x_names
     for j in range(X.shape[1]):
         for k in range(Z.shape[1]):
             if np.array_equal(X[:, j], Z[:, k]):
                 raise ValueError(
-                    f"X: column {x_names[j]!r} equals Z column {z_names[k]!r}; a column in both "
-                    "the fixed and the random part is not identifiable (its mean is mu).")
-    return ArrayData(y, X, Z, cluster, trials, offset, labels, x_names, z_names)
+                    f"{x_what}: column {x_names[j]!r} equals {what} column {z_names[k]!r}; a column "
+                    "in both the fixed and the random part is not identifiable (its mean is "
+                    "mu).")
+    free = tuple(range(Z.shape[1])) if mu_free is None else tuple(mu_free)
+    return RandomTerm(Z, cluster, labels, z_names, name, free)
 
 
 CENTRED_THRESHOLD = 3.0

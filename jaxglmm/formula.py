@@ -24,8 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .design import (ArrayData, RandomTerm, check_finite, encode_groups,
-                     series_as_float, prepare_arrays)
+from .design import ArrayData, check_finite, prepare_common, random_term, series_as_float
 from .families import Family
 
 NA_ACTIONS = ("raise", "drop")
@@ -428,46 +427,44 @@ def _build_arrays(frame: pd.DataFrame, response: tuple, fixed: str, terms: list,
     y, trials = _response(response, frame, family)
     X, x_names, _ = _design(fixed, frame, "fixed part")
     check_finite(X, "fixed part")
-    term_arrays = []
     x_keep = list(range(len(x_names)))
+    designs = []
     for t in terms:
         what = f"term ({t.expr} | {t.name})"
         Z, z_names, _ = _design(t.expr, frame, what)
         if Z.shape[1] == 0:
             _fail(f"formula: term ({t.expr} | {t.name}) has no columns.")
-        check_finite(Z, what)
-        labels = group_labels(frame, t.factors, t.name)
-        cluster, levels = encode_groups(labels, len(frame), f"grouping factor {t.name!r}")
-        if len(levels) < 2:
-            _fail(f"formula: grouping factor {t.name!r} has a single level ({levels[0]!r}); "
-                  "a random effect needs at least two groups.")
         free = []
         for j, zn in enumerate(z_names):
             hits = [i for i in x_keep if x_names[i] == zn]
             if hits:
                 x_keep.remove(hits[0])
                 free.append(j)
-        term_arrays.append((Z, cluster, levels, z_names, t.name, tuple(free)))
+        designs.append((t, Z, z_names, tuple(free)))
     X = X[:, x_keep]
     x_names = tuple(x_names[i] for i in x_keep)
-    Z0, cluster0, levels0, z0, name0, free0 = term_arrays[0]
     try:
-        arrays = prepare_arrays(y, Z0, [levels0[c] for c in cluster0],
-                                X if X.shape[1] else None, family,
-                                trials if family.has_trials else None, None, x_names, z0)
+        common = prepare_common(y, X if X.shape[1] else None, family,
+                                trials if family.has_trials else None, None, x_names)
     except ValueError as err:  # name the formula's columns, not from_arrays' arguments
         message = str(err)
         for arg, what in (("y: ", f"response {response[1]!r}: "),
                           ("trials: ", f"trials ({lhs.strip()!r}): "),
-                          ("X: ", "fixed part: "), ("x_names: ", "fixed part: "),
-                          ("Z: ", f"term ({terms[0].expr} | {terms[0].name}): "),
-                          ("z_names: ", f"term ({terms[0].expr} | {terms[0].name}): ")):
+                          ("X: ", "fixed part: "), ("x_names: ", "fixed part: ")):
             if message.startswith(arg):
                 message = what + message[len(arg):]
         raise ValueError(message) from None
-    extra = tuple(RandomTerm(Z, cl, lv, zn, nm, fr)
-                  for Z, cl, lv, zn, nm, fr in term_arrays[1:])
-    return replace(arrays, group_name=name0, mu_free=free0, extra=extra), x_names
+    out = []
+    for t, Z, z_names, free in designs:  # every term through the one validator
+        labels = group_labels(frame, t.factors, t.name)
+        term = random_term(Z, labels, common, z_names, t.name, free,
+                           what=f"term ({t.expr} | {t.name})",
+                           groups_what=f"grouping factor {t.name!r}", x_what="fixed part")
+        if len(term.groups) < 2:
+            _fail(f"formula: grouping factor {t.name!r} has a single level "
+                  f"({term.groups[0]!r}); a random effect needs at least two groups.")
+        out.append(term)
+    return replace(common, terms=tuple(out)), x_names
 
 
 def _numeric_column(frame: pd.DataFrame, col: str, family: Family) -> np.ndarray:

@@ -1,8 +1,10 @@
 """Loading a Fit saved by `Fit.save` (`jaxglmm.storage` writes the file and holds its layout).
 
-`load` rebuilds the GLMM through its public constructors (from the formula and frame when
-there is one, else `GLMM.from_arrays`) and returns a Fit equal to the saved one. It sits
-above the model and the Fit, which it builds; storage sits below them.
+`load` rebuilds the Model from the saved arrays of every term (`build_model`), parses a
+formula model's formula again only for what predictions need, and returns a Fit equal to
+the saved one. Files of format version 1, which saved the first term only, load too (a
+model of several terms then comes from its formula). It sits above the model and the Fit,
+which it builds; storage sits below them.
 """
 from __future__ import annotations
 
@@ -10,18 +12,19 @@ import json
 import os
 import warnings
 from dataclasses import replace
-from typing import NamedTuple
 
 import numpy as np
 
+from .config import RunSettings, SamplerConfig
+from .design import ArrayData, RandomTerm
 from .families import make_family
-from .model import GLMM
+from .formula import parse_formula
+from .model import build_model, centred_option
 from .priors import priors_from_dict
 from .results import Fit
-from .sampling import SamplerConfig
+from .sampling import ChainEnd
 from .storage import (ENGINE, FORMAT, FORMAT_VERSION, GROUP_DATA, GROUP_MODEL, GROUP_TUNING,
-                      SavedState, centred_option, first_line, frame_from_dataset,
-                      labels_from_array)
+                      first_line, frame_from_dataset, labels_from_array)
 
 
 def _read_group(path, group: str):
@@ -34,16 +37,35 @@ def _read_group(path, group: str):
         raise ValueError(f"group {group!r} cannot be read: {first_line(err)}") from err
 
 
-def _build_model(make, priors, centred, centred_auto: bool):
-    """make(priors, centred) -> GLMM, with the saved priors and parametrisation; blocks that
+def _user_priors(priors, term_defaults: dict | None):
+    """The saved priors with the blocks that were defaults left out: whole blocks, and per
+    term (`term_defaults`: {grouping factor: [block, ...]}) the entries of per-term dicts."""
+    user = replace(priors, **{name: None for name in priors.defaults})
+    for block in ("mu", "omega"):
+        value = getattr(user, block)
+        if isinstance(value, tuple) and term_defaults:
+            kept = {k: v for k, v in value if block not in term_defaults.get(k, ())}
+            user = replace(user, **{block: kept or None})
+    return user
+
+
+def _first_term_centred(model):
+    """What format version 1 saved as `centred`: "laplace" or the first term's choice."""
+    terms = model.spec.terms
+    return "laplace" if terms[0].laplace else bool(terms[0].centred)
+
+
+def _build_model(make, priors, centred, centred_auto: bool, term_defaults: dict | None = None,
+                 centred_of=centred_option):
+    """make(priors, centred) -> Model, with the saved priors and parametrisation; blocks that
     were defaults are left to the defaults again (so the model still marks them) when they
-    come out the same."""
+    come out the same (`centred_of(model)` is what the file saved as centred)."""
     with warnings.catch_warnings():
         # a flat prior was warned about when the model was first built
         warnings.simplefilter("ignore", UserWarning)
-        user = replace(priors, **{name: None for name in priors.defaults})
+        user = _user_priors(priors, term_defaults)
         model = make(user, None if centred_auto else centred)
-        if model.priors == priors and centred_option(model) == centred:
+        if model.priors == priors and centred_of(model) == centred:
             return model
         model = make(replace(priors, defaults=()), centred)
     warnings.warn("load: this jaxglmm version's default priors or automatic "
@@ -52,118 +74,154 @@ def _build_model(make, priors, centred, centred_auto: bool):
     return model
 
 
-def _same_arrays(a, b) -> bool:
-    return (all(np.array_equal(getattr(a, k), getattr(b, k))
-                for k in ("y", "X", "Z", "cluster", "trials", "offset"))
-            and tuple(a.groups) == tuple(b.groups) and tuple(a.x_names) == tuple(b.x_names)
-            and tuple(a.z_names) == tuple(b.z_names))
+def _names(values) -> tuple:
+    return tuple(str(v) for v in values.tolist())
 
 
-def _model_from_formula(formula: str, frame, **kwargs):
-    """GLMM(formula, frame, family=..., priors=..., centred=..., factor=..., dtype=...,
-    [na_action=...]): the formula entry point (DESIGN.md section 6)."""
-    return GLMM(formula, frame, **kwargs)
+def _saved_arrays(ds) -> ArrayData:
+    """The model arrays of format version 2: every term as saved (no formula needed)."""
+    n_terms = int(ds.attrs["n_terms"])
+    names = json.loads(ds.attrs["term_names"])
+    mu_free = json.loads(ds.attrs["mu_free"])
+    kinds = json.loads(ds.attrs["group_label_types"])
+    terms = tuple(RandomTerm(
+        Z=np.asarray(ds[f"Z_{k}"].values, float),
+        cluster=np.asarray(ds[f"cluster_{k}"].values, np.int32),
+        groups=labels_from_array(ds[f"groups_{k}"].values, kinds[k]),
+        z_names=_names(ds[f"z_names_{k}"].values), name=names[k],
+        mu_free=tuple(int(j) for j in mu_free[k])) for k in range(n_terms))
+    return _common_arrays(ds, terms)
 
 
-def _rebuild_model(meta: dict, arrays_ds, frame):
+def _common_arrays(ds, terms: tuple) -> ArrayData:
+    return ArrayData(y=np.asarray(ds["y"].values, float), X=np.asarray(ds["X"].values, float),
+                     trials=np.asarray(ds["trials"].values, float),
+                     offset=np.asarray(ds["offset"].values, float),
+                     x_names=_names(ds["x_names"].values), terms=terms)
 
-    family = make_family(meta["family"]["name"], meta["family"]["link"])
-    priors = priors_from_dict(meta["priors"])
-    options = {"factor": meta["factor"], "dtype": meta["dtype"]}
-    groups = labels_from_array(arrays_ds["groups"].values, arrays_ds.attrs["group_label_type"])
-    cluster = np.asarray(arrays_ds["cluster"].values)
-    x_names = tuple(str(v) for v in arrays_ds["x_names"].values.tolist())
-    z_names = tuple(str(v) for v in arrays_ds["z_names"].values.tolist())
-    X = np.asarray(arrays_ds["X"].values, float)
 
-    def from_arrays(user_priors, centred):
-        labels = np.empty(len(groups), dtype=object)
-        labels[:] = groups
-        return GLMM.from_arrays(
-            arrays_ds["y"].values, arrays_ds["Z"].values, labels[cluster],
-            X=X if X.shape[1] else None, family=family,
-            trials=arrays_ds["trials"].values if family.has_trials else None,
-            offset=arrays_ds["offset"].values, priors=user_priors,
-            x_names=x_names if X.shape[1] else None, z_names=z_names, centred=centred,
-            **options)
+def _same_arrays(a: ArrayData, b: ArrayData) -> bool:
+    if len(a.terms) != len(b.terms) or a.x_names != b.x_names:
+        return False
+    if not all(np.array_equal(getattr(a, k), getattr(b, k))
+               for k in ("y", "X", "trials", "offset")):
+        return False
+    return all(np.array_equal(s.Z, t.Z) and np.array_equal(s.cluster, t.cluster)
+               and s.groups == t.groups and s.z_names == t.z_names and s.name == t.name
+               and s.mu_free == t.mu_free for s, t in zip(a.terms, b.terms))
 
-    model = None
-    if meta.get("formula") and frame is not None:
-        na = {"na_action": meta["na_action"]} if meta.get("na_action") else {}
 
-        def from_formula(user_priors, centred):
-            return _model_from_formula(meta["formula"], frame, family=family,
-                                       priors=user_priors, centred=centred, **options, **na)
+def _design(meta: dict, frame, family, arrays: ArrayData | None):
+    """The parsed formula (what predictions need) of a saved formula model, or None with a
+    warning when this version parses it into other arrays than `arrays` (or fails)."""
+    try:
+        design = parse_formula(meta["formula"], frame, family, meta.get("na_action") or "raise")
+        if arrays is not None and not _same_arrays(design.arrays, arrays):
+            raise ValueError("the formula gives other model arrays than the saved ones")
+        return design
+    except Exception as err:  # defensive: the formula entry point may differ by version
+        if arrays is None:
+            raise
+        warnings.warn(f"load: the saved formula cannot be parsed the same way by this "
+                      f"jaxglmm ({first_line(err)}); the model is the saved one, but "
+                      "predict() needs a refit.", UserWarning, stacklevel=4)
+        return None
+
+
+def _version1_arrays(ds, meta: dict, frame, family):
+    """(arrays, design) of format version 1, which saved the first term only: a model of
+    several terms comes from its formula."""
+    groups = labels_from_array(ds["groups"].values, ds.attrs["group_label_type"])
+    first = RandomTerm(Z=np.asarray(ds["Z"].values, float),
+                       cluster=np.asarray(ds["cluster"].values, np.int32), groups=groups,
+                       z_names=_names(ds["z_names"].values), name="group",
+                       mu_free=tuple(range(ds["Z"].shape[1])))
+    saved = _common_arrays(ds, (first,))
+    if not (meta.get("formula") and frame is not None):
+        return saved, None
+    if meta.get("n_terms", 1) > 1:
         try:
-            model = _build_model(from_formula, priors, meta["centred"], meta["centred_auto"])
-            if not _same_arrays(model.arrays, _saved_arrays(arrays_ds, groups)):
-                raise ValueError("the formula gives other model arrays than the saved ones")
-        except Exception as err:  # defensive: the formula entry point may differ by version
-            if meta.get("n_terms", 1) > 1:
-                raise ValueError(f"the model of several random-effect terms could not be "
-                                 f"rebuilt from its formula: {first_line(err)}") from None
-            warnings.warn(f"load: rebuilding the model from its formula failed "
-                          f"({first_line(err)}); it is rebuilt from the saved arrays "
-                          "instead (without the formula).", UserWarning, stacklevel=3)
-            model = None
-    if model is None:
-        model = _build_model(from_arrays, priors, meta["centred"], meta["centred_auto"])
-        if not _same_arrays(model.arrays, _saved_arrays(arrays_ds, groups)):
-            raise ValueError("the rebuilt model's arrays differ from the saved ones")
-    return model
+            design = _design(meta, frame, family, None)
+        except ValueError as err:
+            raise ValueError(f"the model of several random-effect terms could not be "
+                             f"rebuilt from its formula: {first_line(err)}") from None
+        return design.arrays, design
+    try:
+        design = parse_formula(meta["formula"], frame, family, meta.get("na_action") or "raise")
+        ok = _same_arrays(replace(design.arrays, terms=tuple(
+            replace(t, name="group", mu_free=first.mu_free) for t in design.arrays.terms)),
+            saved)
+    except Exception as err:  # defensive, as in _design
+        design, ok = None, first_line(err)
+    if ok is True:
+        return design.arrays, design
+    reason = ok if isinstance(ok, str) else "the formula gives other model arrays"
+    warnings.warn(f"load: rebuilding the model from its formula failed ({reason}); it is "
+                  "rebuilt from the saved arrays instead (without the formula).",
+                  UserWarning, stacklevel=4)
+    return saved, None
 
 
-class _Arrays(NamedTuple):
-    y: np.ndarray
-    X: np.ndarray
-    Z: np.ndarray
-    cluster: np.ndarray
-    trials: np.ndarray
-    offset: np.ndarray
-    groups: tuple
-    x_names: tuple
-    z_names: tuple
+def _legacy_settings(meta: dict) -> RunSettings | None:
+    """The run settings of a format-1 file, from its sampler config and info."""
+    if meta.get("config") is None:
+        return None
+    info = meta["info"]
+    return RunSettings(method=info["method"], sampler=SamplerConfig(**meta["config"]),
+                       chains=info["chains"], warmup=info.get("warmup", 0),
+                       chunk=info.get("chunk", 50), thin=info.get("thin", 1),
+                       keep_b=info.get("keep_b", True), basis=info.get("basis", "none"),
+                       seed=info.get("seed"))
 
 
-def _saved_arrays(ds, groups) -> _Arrays:
-    return _Arrays(ds["y"].values, ds["X"].values, ds["Z"].values, ds["cluster"].values,
-                   ds["trials"].values, ds["offset"].values, groups,
-                   tuple(str(v) for v in ds["x_names"].values.tolist()),
-                   tuple(str(v) for v in ds["z_names"].values.tolist()))
+def _chain_end(tuning, meta: dict) -> ChainEnd | None:
+    if tuning is None or "last_position" not in tuning:
+        return None
+    layout = meta.get("position_layout")
+
+    def get(name):
+        return np.asarray(tuning[name].values) if name in tuning else None
+    return ChainEnd(position=get("last_position"), step_size=get("step_size"),
+                    inverse_mass_matrix=get("inverse_mass_matrix"),
+                    logdensity=get("last_logdensity"),
+                    logdensity_grad=get("last_logdensity_grad"),
+                    sample_keys=get("sample_keys"),
+                    layout=None if layout is None else tuple((k, tuple(s)) for k, s in layout))
 
 
 def _read_fit(path: str, attrs: dict):
-
     meta = json.loads(attrs["jaxglmm_meta"])
+    version = int(attrs["jaxglmm_format_version"])
     posterior = _read_group(path, "posterior")
     stats = _read_group(path, "sample_stats")
     arrays_ds = _read_group(path, GROUP_MODEL)
-    tuning = _read_group(path, GROUP_TUNING)
+    tuning = _read_group(path, GROUP_TUNING) if _has_group(path, GROUP_TUNING) else None
     frame = frame_from_dataset(_read_group(path, GROUP_DATA)) if meta.get("formula") \
         and _has_group(path, GROUP_DATA) else None
-    draws = {name: np.asarray(posterior[name].values) for name in meta["draws"]}
-    sample_stats = {name: np.asarray(stats[name].values) for name in meta["sample_stats"]}
-    model = _rebuild_model(meta, arrays_ds, frame)
-    step_size = np.asarray(tuning["step_size"].values)
-    imm = np.asarray(tuning["inverse_mass_matrix"].values)
-    last_state = None
-    if "last_position" in tuning:
-        layout = meta.get("position_layout")
-        last_state = SavedState(
-            position=np.asarray(tuning["last_position"].values),
-            layout=None if layout is None else tuple((k, tuple(s)) for k, s in layout),
-            step_size=step_size, inverse_mass_matrix=imm)
-    chain_state = sample_keys = None
-    if "last_logdensity" in tuning and last_state is not None:
-        chain_state = {"position": last_state.position,
-                       "logdensity": np.asarray(tuning["last_logdensity"].values),
-                       "logdensity_grad": np.asarray(tuning["last_logdensity_grad"].values)}
-    if "sample_keys" in tuning:
-        sample_keys = np.asarray(tuning["sample_keys"].values)
-    config = None if meta["config"] is None else SamplerConfig(**meta["config"])
-    fit = Fit(draws=draws, sample_stats=sample_stats, model=model, config=config,
-              info=meta["info"], step_size=step_size, inverse_mass_matrix=imm,
-              last_state=last_state, chain_state=chain_state, sample_keys=sample_keys)
+    family = make_family(meta["family"]["name"], meta["family"]["link"])
+    if version == 1:
+        arrays, design = _version1_arrays(arrays_ds, meta, frame, family)
+    else:
+        arrays = _saved_arrays(arrays_ds)
+        design = None if frame is None else _design(meta, frame, family, arrays)
+    # a version-1 model rebuilt from its arrays has lost its formula (and frame)
+    formula = meta.get("formula") if version > 1 or design is not None else None
+
+    def make(priors, centred):
+        return build_model(arrays, family, priors, centred, meta["factor"], meta["dtype"],
+                           formula=formula, design=design,
+                           na_action=meta.get("na_action") or "raise")
+    model = _build_model(make, priors_from_dict(meta["priors"]), meta["centred"],
+                         meta["centred_auto"], meta.get("term_defaults"),
+                         centred_option if version > 1 else _first_term_centred)
+    if model.data is None and formula is not None:
+        model = replace(model, data=frame)
+    settings = RunSettings.from_dict(meta["settings"]) if meta.get("settings") else \
+        _legacy_settings(meta)
+    fit = Fit(draws={name: np.asarray(posterior[name].values) for name in meta["draws"]},
+              sample_stats={name: np.asarray(stats[name].values)
+                            for name in meta["sample_stats"]},
+              model=model, settings=settings, info=meta["info"], end=_chain_end(tuning, meta))
     fit.posterior_dims()  # the draws' shapes agree with the model's names
     return fit
 
@@ -195,10 +253,9 @@ def load(path):
     """Read a fit written by `Fit.save`.
 
     Returns:
-        A `Fit` equal to the saved one: draws, sample stats, step size, inverse mass matrix,
-        info and sampler config; its model rebuilt from the saved data, family, priors,
-        parametrisation, factor and dtype. `last_state` is a `SavedState` (each chain's
-        last unconstrained position and the tuning), not the sampler's own state.
+        A `Fit` equal to the saved one: draws, sample stats, info, run settings and the
+        chains' end (`fit.end`, from which `extend` continues); its model rebuilt from the
+        saved arrays of every term, family, priors, parametrisation, factor and dtype.
     Raises:
         FileNotFoundError: no file at `path`.
         ValueError: the file is not netCDF, is damaged, or is not a jaxglmm fit.

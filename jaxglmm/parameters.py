@@ -64,3 +64,105 @@ def cov_to_corr(D: Array) -> tuple[Array, Array]:
     q = D.shape[-1]
     return sd, jnp.where(jnp.eye(q, dtype=bool), jnp.ones((), D.dtype),
                          D / (sd[:, None] * sd[None, :]))
+
+
+# ------------------------------------------------------------------ initial positions
+
+LATENT = ("z", "b")  # position keys of the random effects (absent when b is integrated out)
+
+
+def is_latent(name: str) -> bool:
+    """Whether a position name holds random effects ("z", "b", "z|g", "b|g")."""
+    return name.split("|")[0] in LATENT
+
+
+def init_shrink(M: np.ndarray, scales: np.ndarray, s: float) -> np.ndarray:
+    """Per column of M, a factor <= 1 for the initial half-width of its coefficient (whose
+    scale is `scales`; s the data scale of the default priors), so that column times
+    coefficient starts within about 3 s: a column far from 0 relative to its spread (a year,
+    a dose around 1000) otherwise starts eta so far off that exp(eta) overflows (log links).
+    1 for centred columns and for intercepts whose prior is not widened by such columns."""
+    out = np.ones(M.shape[1])
+    for j, col in enumerate(M.T):
+        top = float(np.max(np.abs(col))) if col.size else 0.0
+        if top == 0.0:
+            continue
+        sd = float(np.std(col))
+        if sd > 1e-12 * max(1.0, top):
+            out[j] = min(1.0, 3.0 * sd / top)
+        else:  # constant: intercept prior N(m, w / |c|), w widened by uncentred slopes
+            out[j] = min(1.0, 5.0 * s / (top * scales[j]))
+    return out
+
+
+def init_box(arrays, spec, defaults_k: list) -> tuple[dict, dict]:
+    """Centre and half-width of the box that initial positions are drawn from, one numpy
+    array per position name, for the model's `arrays` (`jaxglmm.design.ArrayData`) and
+    `spec` (`jaxglmm.density.ModelSpec`); `defaults_k` the default priors of each term
+    (`jaxglmm.priors.default_priors`). See README "Initial values"."""
+    fam = spec.family
+    s = (float(np.std(arrays.y)) or 1.0) if fam.has_dispersion else 1.0
+    s_prior, _ = fam.data_scale(arrays.y)
+    loc, scale = {}, {}
+    if spec.p:
+        beta_scale = np.asarray(defaults_k[0].beta.scale, float) * np.ones(spec.p)
+        loc["beta"] = np.zeros(spec.p)
+        scale["beta"] = 0.1 * beta_scale * init_shrink(arrays.X, beta_scale, s_prior)
+    for t, term, defaults in zip(arrays.terms, spec.terms, defaults_k):
+        q, name, n_mu = term.q, term.name, len(term.mu_free)
+        mu_full = np.zeros(q)
+        if n_mu:
+            free = list(term.mu_free)
+            mu_scale = np.asarray(defaults.mu.scale, float) * np.ones(n_mu)
+            loc[name("mu")] = np.asarray(defaults.mu.loc, float) * np.ones(n_mu)
+            scale[name("mu")] = 0.1 * mu_scale * init_shrink(t.Z[:, free], mu_scale, s_prior)
+            mu_full[free] = loc[name("mu")]
+        s_j = np.sqrt(np.asarray(defaults.omega.scale_inv_diag, float) / 0.1) * np.ones(q)
+        # a column far from 0 relative to its spread starts with a smaller sd of b
+        s_j = s_j * init_shrink(t.Z, s_j, s_prior)
+        log_sd = np.log(0.5 * s_j)
+        diag = log_sd if term.factor == "D" else -log_sd
+        # an entry below the diagonal has the units of its row (row i of chol(D) those of
+        # b_i, of chol(Omega) their inverse): +-0.1 of the row's diagonal, so that a column
+        # on a scale far from 1 does not start with a huge off-diagonal term
+        rows, _ = np.tril_indices(q, -1)
+        loc[name("chol")] = np.concatenate([diag, np.zeros(n_chol(q) - q)])
+        scale[name("chol")] = np.concatenate([np.full(q, 0.5), 0.1 * np.exp(diag)[rows]])
+        pri = term.priors
+        if pri.random_gamma:
+            g, h = (np.asarray(v) for v in pri.gamma)
+            loc[name("log_gamma")], scale[name("log_gamma")] = np.log(g / h), np.full(q, 0.5)
+        if term.centred:
+            loc[name("b")] = np.tile(mu_full, (term.N, 1))
+            scale[name("b")] = np.tile(0.5 * s_j, (term.N, 1))
+        else:
+            loc[name("z")], scale[name("z")] = np.zeros((term.N, q)), np.ones((term.N, q))
+    if fam.has_dispersion:
+        loc["log_tau"] = np.asarray(-2.0 * np.log(s))
+        scale["log_tau"] = np.asarray(0.5)
+    if spec.priors.random_d:
+        g, h = spec.priors.tau[1]
+        loc["log_d"], scale["log_d"] = np.asarray(np.log(g / h)), np.asarray(0.5)
+    return loc, scale
+
+
+@jax.jit
+def box_draw(key, loc: dict, scale: dict) -> dict:
+    """loc + scale * U(-1, 1) for every leaf, one key per leaf in sorted order of the names
+    (one compiled program instead of a dozen small eager ones)."""
+    names = sorted(loc)
+    keys = jax.random.split(key, len(names))
+    return {name: loc[name] + jax.random.uniform(k, loc[name].shape, loc[name].dtype, -1.0, 1.0)
+            * scale[name] for name, k in zip(names, keys)}
+
+
+def psi_indices(template: dict) -> tuple:
+    """Indices of the non-latent coordinates (psi and hyperparameters) in the flat position,
+    which ravel_pytree orders by sorted name."""
+    out, start = [], 0
+    for name in sorted(template):
+        size = int(np.size(template[name]))
+        if not is_latent(name):
+            out += range(start, start + size)
+        start += size
+    return tuple(out)

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from .collapsed import draw_from_precision, marginal_from_residual, level_precision
 from .design import largest_term
 from .density import (ModelData, ModelSpec, Psi, linear_predictor, log_prior_b, log_prior_psi,
-                      random_effects_and_log_jacobian, term_designs, unpack)
+                      random_effects_and_log_jacobian, unpack)
 
 Array = jax.Array
 
@@ -43,7 +43,7 @@ def collapsed_term(spec: ModelSpec) -> int:
 
 def partial_data(data: ModelData, spec: ModelSpec, c: int) -> PartialData:
     """PartialData for term c (the per-level Z'Z computed once)."""
-    Z, cluster = term_designs(data)[c]
+    Z, cluster = data.terms[c]
     ZtZ = jax.ops.segment_sum(Z[:, :, None] * Z[:, None, :], cluster,
                               num_segments=spec.terms[c].N)
     return PartialData(data, ZtZ)
@@ -54,7 +54,7 @@ def _rest(position: dict, psi: Psi, pdata: PartialData, spec: ModelSpec, c: int)
     y - o (n_obs,), Z_c, cluster_c)."""
     data = pdata.data
     bs, log_jac = random_effects_and_log_jacobian(position, psi, spec, data, skip=c)
-    Z, cluster = term_designs(data)[c]
+    Z, cluster = data.terms[c]
     return bs, log_jac, data.y - linear_predictor(bs, psi.beta, data), Z, cluster
 
 

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from .density import ModelData, linear_predictor
 from .formula import NAMESPACE, group_labels
 from .keys import as_key
 
@@ -36,6 +37,10 @@ def _design_for(expression: str, train: pd.DataFrame, new: pd.DataFrame, what: s
 
 def _check_newdata(model, newdata) -> pd.DataFrame:
     if model.design is None:
+        if model.formula is not None:
+            raise ValueError("predict: this jaxglmm parses the saved formula "
+                             f"{model.formula!r} into other model arrays than the fit's; "
+                             "refit the model to predict.")
         raise ValueError("predict: needs a model built from a formula (GLMM(formula, data)); "
                          "this one was built from arrays.")
     if not isinstance(newdata, pd.DataFrame):
@@ -69,9 +74,38 @@ def _trials(model, newdata: pd.DataFrame) -> np.ndarray:
     raise ValueError(f"newdata: binomial predictions need the number of trials: column {need}.")
 
 
+def _levels(fit, new: pd.DataFrame, tf, term, ts, groups: str, key):
+    """(b draws (C, S, N + M, q), index (n_new,) into them) of one term: the fitted levels'
+    b, then a fresh b ~ N(mu, D) per draw for each of the M levels unseen in the fit."""
+    labels = group_labels(new, tf.factors, tf.name)
+    index = {level: i for i, level in enumerate(term.groups)}
+    codes = np.array([index.get(v, -1) for v in labels])
+    unseen = codes < 0
+    if unseen.any() and groups == "existing":
+        row = int(np.flatnonzero(unseen)[0])
+        raise ValueError(f"newdata: level {labels[row]!r} of grouping factor {tf.name!r} "
+                         f"(row {row}) was not in the fitted data; pass groups='new' to "
+                         "draw its random effects from N(mu, D).")
+    b = np.asarray(fit.draws["b" + ts.key])                     # (C, S, N, q)
+    if not unseen.any():
+        return b, codes
+    new_levels, new_codes = np.unique(labels[unseen].astype(str), return_inverse=True)
+    chains, draws = b.shape[:2]
+    eps = np.asarray(jax.random.normal(key, (chains, draws, len(new_levels), ts.q)))
+    L = np.linalg.cholesky(fit.draws["D" + ts.key])             # (C, S, q, q)
+    mu = np.zeros((chains, draws, ts.q))
+    if ts.mu_free:
+        mu[..., list(ts.mu_free)] = fit.draws["mu" + ts.key]
+    fresh = mu[:, :, None, :] + np.einsum("csij,cslj->csli", L, eps)
+    codes = codes.copy()
+    codes[unseen] = len(term.groups) + new_codes
+    return np.concatenate([b, fresh], axis=2), codes
+
+
 def linear_predictor_draws(fit, newdata: pd.DataFrame, groups: str = "existing",
                            seed=0) -> np.ndarray:
-    """eta draws for the rows of `newdata`, (chains, draws, n_new)."""
+    """eta draws for the rows of `newdata`, (chains, draws, n_new): the model's
+    `jaxglmm.density.linear_predictor` at every draw, on the new rows' designs."""
     if groups not in GROUPS:
         raise ValueError(f"groups={groups!r} is unknown; choose 'existing' or 'new'.")
     model, d = fit.model, fit.draws
@@ -79,37 +113,24 @@ def linear_predictor_draws(fit, newdata: pd.DataFrame, groups: str = "existing",
     new = _check_newdata(model, newdata)
     train = model.data
     X_full, x_names = _design_for(design.fixed, train, new, "fixed part")
-    keep = [x_names.index(n) for n in model.arrays.x_names]
+    X = X_full[:, [x_names.index(n) for n in model.arrays.x_names]]
     chains, draws = fit.sample_stats["diverging"].shape
-    eta = np.zeros((chains, draws, len(new)))
-    if keep:
-        eta += np.einsum("csp,np->csn", d["beta"], X_full[:, keep])
     key = as_key(seed)
-    for k, (tf, term, ts) in enumerate(zip(design.terms, model.arrays.terms, model.spec.terms)):
+    b_draws, terms = [], []
+    for tf, term, ts in zip(design.terms, model.arrays.terms, model.spec.terms):
         Z, _ = _design_for(tf.expr, train, new, f"term ({tf.expr} | {tf.name})")
-        labels = group_labels(new, tf.factors, tf.name)
-        index = {level: i for i, level in enumerate(term.groups)}
-        codes = np.array([index.get(v, -1) for v in labels])
-        unseen = codes < 0
-        if unseen.any() and groups == "existing":
-            row = int(np.flatnonzero(unseen)[0])
-            raise ValueError(f"newdata: level {labels[row]!r} of grouping factor {tf.name!r} "
-                             f"(row {row}) was not in the fitted data; pass groups='new' to "
-                             "draw its random effects from N(mu, D).")
-        b = d["b" + ts.key]                                   # (C, S, N, q)
-        b_rows = np.take(b, np.where(unseen, 0, codes), axis=2)   # (C, S, n, q)
-        if unseen.any():
-            new_levels, new_codes = np.unique(labels[unseen].astype(str), return_inverse=True)
-            key, sub = jax.random.split(key)
-            eps = np.asarray(jax.random.normal(sub, (chains, draws, len(new_levels), ts.q)))
-            L = np.linalg.cholesky(d["D" + ts.key])           # (C, S, q, q)
-            mu = np.zeros((chains, draws, ts.q))
-            if ts.mu_free:
-                mu[..., list(ts.mu_free)] = d["mu" + ts.key]
-            fresh = mu[:, :, None, :] + np.einsum("csij,cslj->csli", L, eps)
-            b_rows[:, :, unseen, :] = fresh[:, :, new_codes, :]
-        eta += np.einsum("csnq,nq->csn", b_rows, Z)
-    return eta
+        key, sub = jax.random.split(key)
+        b, codes = _levels(fit, new, tf, term, ts, groups, sub)
+        b_draws.append(b.reshape((chains * draws,) + b.shape[2:]))
+        terms.append((Z, codes))
+    beta = d["beta"].reshape(chains * draws, -1) if "beta" in d else np.zeros((chains * draws, 0))
+    with jax.enable_x64(True):
+        data = ModelData(y=jnp.zeros(len(new)), X=jnp.asarray(X), trials=jnp.ones(len(new)),
+                         offset=jnp.zeros(len(new)), log_base=jnp.zeros(()),
+                         terms=tuple((jnp.asarray(Z), jnp.asarray(c)) for Z, c in terms))
+        eta = jax.vmap(lambda b, beta: linear_predictor(b, beta, data))(
+            tuple(jnp.asarray(b) for b in b_draws), jnp.asarray(beta))
+    return np.asarray(eta).reshape(chains, draws, len(new))
 
 
 def predict(fit, newdata: pd.DataFrame, kind: str = "mean", groups: str = "existing",

@@ -191,28 +191,38 @@ def _column_scales(M: np.ndarray, s: float, center: float, widen: float) -> tupl
     return locs, scales
 
 
-def default_priors(y, X, Z, family, trials=None) -> Priors:
+def intercept_width(y, family, designs) -> float:
+    """w = 5 s + sum over the slope (non-constant) columns of every design in `designs` of
+    2.5 s |mean(x)| / sd(x): the default scale of an intercept, which is the mean at x = 0,
+    so that uncentred predictors anywhere in the model (X or any random-effect term's Z)
+    cannot push it outside its prior (s as in `default_priors`)."""
+    s, _ = family.data_scale(np.asarray(y, dtype=float))
+    shift = 0.0
+    for M in designs:
+        for col in np.asarray(M, float).T:
+            sd = float(np.std(col))
+            if sd > 1e-12 * max(1.0, float(np.max(np.abs(col)))):
+                shift += 2.5 * s * abs(float(np.mean(col))) / sd
+    return 5.0 * s + shift
+
+
+def default_priors(y, X, Z, family, trials=None, widen: float | None = None) -> Priors:
     """Proper, weakly informative priors scaled to the data (documented in README "Priors").
 
     With s = sd(y) and m = mean(y) for the gaussian identity link (s = 1, m = 0 on other links):
       - slopes (non-constant columns of X or Z): N(0, (2.5 s / sd(x))^2);
-      - intercepts (constant columns): N(m, w^2), w = 5 s + sum over slope columns of
-        2.5 s |mean(x)| / sd(x), so that uncentred predictors cannot push the intercept,
-        which is the mean at x = 0, outside its prior;
+      - intercepts (constant columns): N(m, w^2), w = `intercept_width` of the model's
+        designs (`widen`; None: of X and Z), so that uncentred predictors cannot push the
+        intercept, which is the mean at x = 0, outside its prior;
       - tau = 1/sigma^2 ~ Gamma(1, 0.005 var(y)): the seed's Gamma(1, 0.005) on standardised y;
       - Omega ~ Wishart(q, S), S^{-1} = diag(gamma_j), gamma_j = 0.1 s_j^2, with s_j the scale
         of column j (s for the constant column, s / sd(z_j) otherwise). For q = 1 this makes
         sd(b) = sqrt(gamma) / |N(0, 1)| a priori: 90% between 0.16 s_j and 5 s_j.
+    beta and tau depend on y, X and `widen` only: every term of a model gets the same ones.
     """
     y = np.asarray(y, dtype=float)
     s, m = family.data_scale(y)
-    both = np.concatenate([X, Z], axis=1)
-    shift = 0.0
-    for col in both.T:
-        sd = float(np.std(col))
-        if sd > 1e-12 * max(1.0, float(np.max(np.abs(col)))):
-            shift += 2.5 * s * abs(float(np.mean(col))) / sd
-    widen = 5.0 * s + shift
+    widen = intercept_width(y, family, (X, Z)) if widen is None else float(widen)
     bl, bs = _column_scales(X, s, m, widen)
     ml, ms = _column_scales(Z, s, m, widen)
     s_j = [s if np.std(Z[:, j]) == 0 else s / float(np.std(Z[:, j])) for j in range(Z.shape[1])]

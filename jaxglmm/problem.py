@@ -67,7 +67,8 @@ def build_problem(spec: ModelSpec, model_data: ModelData, layout: Basis, shift: 
     if len(spec.terms) > 1:
         return _partial_problem(spec, model_data, unravel, user, drop_b, shift, keep_b)
 
-    stats = _sufficient_stats(model_data, spec.N)
+    (term,) = spec.terms
+    stats = _sufficient_stats(model_data, term.N)
 
     def make_logdensity(data):
         stats, shift = data
@@ -77,7 +78,7 @@ def build_problem(spec: ModelSpec, model_data: ModelData, layout: Basis, shift: 
         stats, shift = data
         position = user(x, shift)
         if not keep_b:
-            return drop_b(natural_draw(position, spec, b=jnp.zeros((spec.N, spec.q), x.dtype)))
+            return drop_b(natural_draw(position, spec, b=jnp.zeros((term.N, term.q), x.dtype)))
         psi, _ = unpack(position, spec)
         return natural_draw(position, spec, b=collapsed.draw_b(key, psi, stats, spec))
     return Problem((stats, shift), unravel, make_logdensity, transform)

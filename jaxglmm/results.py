@@ -1,17 +1,21 @@
 """The result of sampling: natural-scale draws, sample statistics and their summary."""
 from __future__ import annotations
 
+import html
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from . import diagnostics
+from .config import RunSettings, SamplerConfig
+from .fitting import Run, extend
 from .inference_data import plot, posterior_dims, to_inference_data
+from .model import Model
 from .predict import predict
 from .priors import default_priors
+from .sampling import ChainEnd
 from .storage import save
 
 SUMMARY_COLUMNS = ["mean", "sd", "5%", "50%", "95%", "mcse_mean", "ess_bulk", "ess_tail",
@@ -39,37 +43,58 @@ class Fit:
     Attributes:
         draws: "beta" (C, S, p), "mu" (C, S, q), "sigma" and "tau" (C, S) for gaussian,
             "D" (C, S, q, q), "sd" (C, S, q), "corr" (C, S, q, q), "b" (C, S, N, q) in the
-            order of the sorted group labels; "d" (C, S) and "gamma" (C, S, q) when random.
+            order of the sorted group labels; "d" (C, S) and "gamma" (C, S, q) when random;
+            with several terms each term's names carry "|g" (g its grouping factor).
         sample_stats: "acceptance_rate", "diverging", "lp", "n_steps", and for NUTS
             "tree_depth" and "energy", each (C, S).
-        model: the GLMM that was sampled.
+        model: the `jaxglmm.model.Model` that was sampled.
+        settings: how the run was made (`jaxglmm.fitting.RunSettings`), None if unknown.
         info: method, parametrisation, sizes, seed and timings.
-        step_size: adapted step size per chain (C,).
-        inverse_mass_matrix: adapted inverse mass matrix per chain: (C, d) diagonal, (C, d, d)
-            dense, or (C, k*k + d - k) a flat block matrix (`jaxglmm.metric`).
-        last_state: where the chains stopped: the sampler's ChainState, or for a fit from
-            `jaxglmm.load` a `jaxglmm.storage.SavedState` (last positions (C, d), tuning).
+        end: where the chains stopped (`jaxglmm.sampling.ChainEnd`: last positions (C, d),
+            log densities and gradients, step sizes, inverse mass matrices, sampling keys),
+            what `extend` continues from; None if unknown.
     """
 
     draws: dict
     sample_stats: dict
-    model: Any
-    config: Any
+    model: Model
+    settings: RunSettings | None
     info: dict
-    step_size: np.ndarray
-    inverse_mass_matrix: np.ndarray
-    last_state: Any = field(default=None, repr=False)
-    # where the chains stopped: position (C, d) unconstrained, logdensity (C,),
-    # logdensity_grad (C, d); and the key data (C, 2) of their sampling keys (for extend)
-    chain_state: dict | None = field(default=None, repr=False)
-    sample_keys: np.ndarray | None = field(default=None, repr=False)    # (C, 2) key data
+    end: ChainEnd | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_run(cls, model: Model, run: Run) -> "Fit":
+        """The Fit of a `jaxglmm.fitting.Run` of `model`."""
+        return cls(draws=run.draws, sample_stats=run.sample_stats, model=model,
+                   settings=run.settings, info=run.info, end=run.end)
+
+    @property
+    def config(self) -> SamplerConfig | None:
+        """The kernel and adaptation settings of the run."""
+        return None if self.settings is None else self.settings.sampler
+
+    @property
+    def step_size(self) -> np.ndarray | None:
+        """Adapted step size per chain (C,)."""
+        return None if self.end is None else self.end.step_size
+
+    @property
+    def inverse_mass_matrix(self) -> np.ndarray | None:
+        """Adapted inverse mass matrix per chain: (C, d) diagonal, (C, d, d) dense, or
+        (C, k*k + d - k) a flat block matrix (`jaxglmm.metric`)."""
+        return None if self.end is None else self.end.inverse_mass_matrix
 
     @property
     def coords(self) -> dict:
-        """Names of the coefficients and group levels."""
+        """Names of the coefficients and group levels: "x_names", and for each random-effect
+        term its "z_names" and "groups" (keys carrying "|g" with several terms, as in the
+        draws: "z_names|Subject", "groups|Subject")."""
         a = self.model.arrays
-        return {"x_names": list(a.x_names), "z_names": list(a.z_names),
-                "groups": list(a.groups)}
+        out = {"x_names": list(a.x_names)}
+        for t, ts in zip(a.terms, self.model.spec.terms):
+            out["z_names" + ts.key] = list(t.z_names)
+            out["groups" + ts.key] = list(t.groups)
+        return out
 
     @property
     def num_divergences(self) -> int:
@@ -197,7 +222,8 @@ class Fit:
         adapted step size and mass matrix and no new warmup: the result equals (draw for
         draw) one run of the combined length with the same seed. Returns a new Fit holding
         the old and the new draws; this one is unchanged."""
-        return self.model.extend_fit(self, draws, progress)
+        run = Run(self.draws, self.sample_stats, self.settings, self.info, self.end)
+        return Fit.from_run(self.model, extend(self.model, run, draws, progress))
 
     def predict(self, newdata, kind: str = "mean", groups: str = "existing",
                 summary: bool = False, seed=0):
@@ -260,9 +286,8 @@ class Fit:
 
     def _repr_html_(self) -> str:
         """Jupyter view: one line on the run, the priors, and the summary table."""
-        import html
         i = self.info
-        head = (f"<p><b>{html.escape(type(self.model).__name__)} fit</b>: "
+        head = (f"<p><b>GLMM fit</b>: "
                 f"{html.escape(str(i.get('method')))}, "
                 f"{html.escape(str(i.get('parametrisation')))}, {i.get('chains')} chains x "
                 f"{i.get('draws')} draws, {self.num_divergences} divergences</p>")

@@ -121,6 +121,32 @@ class ChainState(NamedTuple):
         return self.warmup.inverse_mass_matrix
 
 
+class ChainEnd(NamedTuple):
+    """Where a run's chains stopped, as host arrays: what continuing the run needs (C chains,
+    d coordinates of the flat unconstrained position, in the sampler's basis)."""
+
+    position: np.ndarray                   # (C, d)
+    step_size: np.ndarray                  # (C,) adapted step sizes
+    inverse_mass_matrix: np.ndarray        # (C, d), (C, d, d) or a flat block (C, k*k + d - k)
+    logdensity: np.ndarray | None = None   # (C,) log density at `position`
+    logdensity_grad: np.ndarray | None = None  # (C, d) its gradient
+    sample_keys: np.ndarray | None = None  # (C, 2) key data of the chains' sampling keys
+    layout: tuple | None = None            # ((name, shape), ...) blocks of the flat position
+
+
+def chain_end(chains: ChainState, sample_keys, layout: tuple | None) -> ChainEnd:
+    """The ChainEnd of the sampler's final `chains`, with the key data of the sampling keys
+    and the position's layout (as ravel_pytree lays out the position dict)."""
+    state = chains.state
+    return ChainEnd(position=np.asarray(state.position),
+                    step_size=np.asarray(chains.step_size),
+                    inverse_mass_matrix=np.asarray(chains.inverse_mass_matrix),
+                    logdensity=np.asarray(state.logdensity),
+                    logdensity_grad=np.asarray(state.logdensity_grad),
+                    sample_keys=None if sample_keys is None else np.asarray(sample_keys),
+                    layout=layout)
+
+
 def _kernel_fns(config: SamplerConfig):
     """(init(x, logdensity), step(key, state, logdensity, step_size, imm, factors) ->
     (state, stats)); factors: the `metric_factors` of imm."""

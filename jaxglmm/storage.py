@@ -3,21 +3,25 @@
 File layout (netCDF4/HDF5 written by xarray with the h5netcdf engine):
 
     root attributes  jaxglmm_format = "jaxglmm.Fit", jaxglmm_format_version, jaxglmm_version,
-                     jaxglmm_meta: JSON with info, sampler config, family and link, priors
-                     (`priors_to_dict`), centred (and whether automatic), factor, dtype,
-                     the names of the draws and sample stats, formula and na_action
+                     jaxglmm_meta: JSON with info, the run settings (`RunSettings`) and
+                     sampler config, family and link, priors (`priors_to_dict`), centred
+                     (and whether automatic), factor, dtype, the names of the draws and
+                     sample stats, the position layout, formula and na_action
     /posterior       the draws with named dims, as in `Fit.to_arviz` (ArviZ reads the file too)
     /sample_stats    the sample statistics, and step_size per draw
     /observed_data   the response
-    /jaxglmm_model   the model's arrays: y, X, Z, cluster, trials, offset, group labels,
-                     x_names, z_names
-    /jaxglmm_tuning  step_size (C,), inverse_mass_matrix, and last_position (C, d): each
-                     chain's last unconstrained position in the sampler's basis (info["basis"],
-                     `jaxglmm.basis`): what continuing a run needs
+    /jaxglmm_model   the model's arrays: y, X, trials, offset, x_names, and for every
+                     random-effect term k = 0, 1, ...: Z_k, cluster_k, groups_k, z_names_k
+                     (its grouping factor and free mean columns in the attributes); format
+                     version 1 held term 1 only, as Z, cluster, groups, z_names
+    /jaxglmm_tuning  the chains' end (`ChainEnd`): step_size (C,), inverse_mass_matrix,
+                     last_position (C, d) in the sampler's basis (info["basis"],
+                     `jaxglmm.basis`), last_logdensity, last_logdensity_grad, sample_keys:
+                     what continuing a run needs
     /jaxglmm_data    for models built from a formula: the data frame (`frame_to_dataset`)
 
-`jaxglmm.loading.load` reads it back. This module writes and knows the layout; it imports
-neither the model nor the Fit, so that `Fit.save` can call it from below.
+`jaxglmm.loading.load` reads it back. This module writes and knows the layout; it sits
+below the Fit (which calls it to save) and imports only the records it writes.
 """
 from __future__ import annotations
 
@@ -25,33 +29,23 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
 from .families import FAMILIES
 from .inference_data import (as_response, posterior_dataset, response_name,
                              sample_stats_dataset)
+from .model import centred_option
 from .priors import priors_to_dict
-from .sampling import ChainState
+from .sampling import ChainEnd
 from .version import __version__
+
 FORMAT = "jaxglmm.Fit"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every term's arrays (_k), the run settings; 1: term 1 only
 GROUP_MODEL = "jaxglmm_model"
 GROUP_TUNING = "jaxglmm_tuning"
 GROUP_DATA = "jaxglmm_data"
 ENGINE = "h5netcdf"
-
-
-class SavedState(NamedTuple):
-    """The end of a loaded fit's chains: what continuing the run needs (C chains, d
-    unconstrained parameters). `layout` names the blocks of the flat position in order,
-    ((name, shape), ...), as `jax.flatten_util.ravel_pytree` lays out the position dict."""
-
-    position: np.ndarray             # (C, d)
-    layout: tuple | None             # ((name, shape), ...)
-    step_size: np.ndarray            # (C,)
-    inverse_mass_matrix: np.ndarray  # (C, d), (C, d, d) or a flat block (C, k*k + d - k)
 
 
 # ------------------------------------------------------------------------------- helpers
@@ -242,96 +236,76 @@ def frame_from_dataset(ds):
 # ------------------------------------------------------------------------------- saving
 
 
-def _last_position(fit) -> np.ndarray | None:
-    """Each chain's last flat unconstrained position (C, d), or None when unknown."""
-
-    if getattr(fit, "chain_state", None) is not None:
-        return np.asarray(fit.chain_state["position"])
-    state = fit.last_state
-    if isinstance(state, SavedState):
-        return np.asarray(state.position)
-    if isinstance(state, ChainState):
-        return np.asarray(state.state.position)
-    return None
-
-
-def _position_layout(fit, d: int):
-    """((name, shape), ...) of the flat position, or None when it cannot be told."""
-    if isinstance(fit.last_state, SavedState):
-        return fit.last_state.layout
-    try:
-        template = fit.model.initial_positions(0, 1, fit.info["method"])[0]
-    except (KeyError, ValueError, TypeError):
-        return None
-    layout = tuple((name, tuple(int(n) for n in np.shape(template[name])))
-                   for name in sorted(template))
-    return layout if sum(int(np.prod(s)) for _, s in layout) == d else None
-
-
-def centred_option(model):
-    """The `centred` argument that rebuilds the model's parametrisation: "laplace" or a bool."""
-    return "laplace" if model.spec.terms[0].laplace else bool(model.spec.centred)
-
-
-def _meta(fit, position) -> dict:
-
+def _meta(fit) -> dict:
     model = fit.model
     family = model.spec.family
     if FAMILIES.get(family.name) is not type(family):
         raise ValueError(f"family: {type(family).__name__} (name {family.name!r}) is not one "
                          "of jaxglmm's registered families; a fit with it cannot be saved.")
-    formula = getattr(model, "formula", None)
-    na_action = getattr(model, "na_action", None)
-    layout = None if position is None else _position_layout(fit, position.shape[1])
+    end = fit.end
+    layout = None if end is None else end.layout
     return {
         "info": dict(fit.info),
+        "settings": None if fit.settings is None else asdict(fit.settings),
         "config": None if fit.config is None else asdict(fit.config),
         "family": {"name": family.name, "link": family.link},
         "priors": priors_to_dict(model.priors),
         "centred": centred_option(model),
-        "centred_auto": bool(getattr(model, "centred_auto", False)),
-        "factor": model.spec.factor,
+        "centred_auto": bool(model.centred_auto),
+        "factor": model.factor,
         "dtype": model.dtype,
         "draws": list(fit.draws),
         "sample_stats": list(fit.sample_stats),
         "position_layout": None if layout is None else [[k, list(s)] for k, s in layout],
-        "formula": formula if isinstance(formula, str) else None,
-        "na_action": na_action if isinstance(na_action, str) else None,
+        "formula": model.formula,
+        "na_action": model.na_action if model.formula is not None else None,
         "response": response_name(model),
         "n_terms": len(model.spec.terms),
+        # per term, the blocks its defaults filled (model.priors marks a per-term block as
+        # a default only when every term's is)
+        "term_defaults": {t.name: [b for b in ("mu", "omega") if b in ts.priors.spec.defaults]
+                          for t, ts in zip(model.arrays.terms, model.spec.terms)},
     }
 
 
 def _model_dataset(model):
+    """The model's arrays; term k's (from 0) with the suffix _k: Z_k (obs, z_k),
+    cluster_k (obs,), groups_k (group_k,), z_names_k (z_k,), and its grouping factor and
+    free mean columns in the attributes term_names and mu_free (JSON lists)."""
     import xarray as xr
 
     a = model.arrays
-    labels, label_type = _labels_to_array(a.groups)
-    return xr.Dataset(
-        {"y": (("obs",), a.y), "X": (("obs", "x"), a.X), "Z": (("obs", "z"), a.Z),
-         "cluster": (("obs",), a.cluster), "trials": (("obs",), a.trials),
-         "offset": (("obs",), a.offset), "groups": (("group",), labels),
-         "x_names": (("x",), np.array(a.x_names, dtype=object)),
-         "z_names": (("z",), np.array(a.z_names, dtype=object))},
-        attrs={"group_label_type": label_type, "p": a.X.shape[1], "q": a.Z.shape[1]})
+    data = {"y": (("obs",), a.y), "X": (("obs", "x"), a.X), "trials": (("obs",), a.trials),
+            "offset": (("obs",), a.offset),
+            "x_names": (("x",), np.array(a.x_names, dtype=object))}
+    label_types = []
+    for k, t in enumerate(a.terms):
+        labels, label_type = _labels_to_array(t.groups)
+        label_types.append(label_type)
+        data.update({f"Z_{k}": (("obs", f"z_{k}"), t.Z), f"cluster_{k}": (("obs",), t.cluster),
+                     f"groups_{k}": ((f"group_{k}",), labels),
+                     f"z_names_{k}": ((f"z_{k}",), np.array(t.z_names, dtype=object))})
+    return xr.Dataset(data, attrs={
+        "p": a.X.shape[1], "n_terms": len(a.terms),
+        "term_names": _dumps([t.name for t in a.terms]),
+        "mu_free": _dumps([list(t.mu_free) for t in a.terms]),
+        "group_label_types": _dumps(label_types)})
 
 
-def _tuning_dataset(fit, position):
+def _tuning_dataset(end: ChainEnd):
     import xarray as xr
 
-    imm = np.asarray(fit.inverse_mass_matrix)
-    data = {"step_size": (("chain",), np.asarray(fit.step_size)),
+    imm = np.asarray(end.inverse_mass_matrix)
+    data = {"step_size": (("chain",), np.asarray(end.step_size)),
             "inverse_mass_matrix": (("chain",) + tuple(f"imm_{k}" for k in
-                                                       range(imm.ndim - 1)), imm)}
-    if position is not None:
-        data["last_position"] = (("chain", "position"), position)
-    chain_state = getattr(fit, "chain_state", None)
-    if chain_state is not None:  # what Fit.extend continues from, exactly
-        data["last_logdensity"] = (("chain",), np.asarray(chain_state["logdensity"]))
+                                                       range(imm.ndim - 1)), imm),
+            "last_position": (("chain", "position"), np.asarray(end.position))}
+    if end.logdensity is not None:  # what Fit.extend continues from, exactly
+        data["last_logdensity"] = (("chain",), np.asarray(end.logdensity))
         data["last_logdensity_grad"] = (("chain", "position"),
-                                        np.asarray(chain_state["logdensity_grad"]))
-    if getattr(fit, "sample_keys", None) is not None:
-        data["sample_keys"] = (("chain", "key_data"), np.asarray(fit.sample_keys))
+                                        np.asarray(end.logdensity_grad))
+    if end.sample_keys is not None:
+        data["sample_keys"] = (("chain", "key_data"), np.asarray(end.sample_keys))
     return xr.Dataset(data)
 
 
@@ -346,10 +320,8 @@ def save(fit, path) -> None:
     """
     import xarray as xr
 
-
     path = Path(path)
-    position = _last_position(fit)
-    meta = _meta(fit, position)
+    meta = _meta(fit)
     model = fit.model
     groups = {
         "posterior": posterior_dataset(fit, include_b=True),
@@ -357,9 +329,10 @@ def save(fit, path) -> None:
         "observed_data": xr.Dataset(
             {meta["response"]: (("obs",), as_response(model.arrays.y, model))}),
         GROUP_MODEL: _model_dataset(model),
-        GROUP_TUNING: _tuning_dataset(fit, position),
     }
-    frame = getattr(model, "data", None) if meta["formula"] else None
+    if fit.end is not None:
+        groups[GROUP_TUNING] = _tuning_dataset(fit.end)
+    frame = model.data if meta["formula"] else None
     if frame is not None:
         groups[GROUP_DATA] = frame_to_dataset(frame)
     attrs = {"jaxglmm_format": FORMAT, "jaxglmm_format_version": FORMAT_VERSION,
@@ -375,4 +348,3 @@ def save(fit, path) -> None:
             tmp.unlink()
 
 
-# ------------------------------------------------------------------------------ loading

@@ -20,7 +20,7 @@ def test_information_ratio_bernoulli_logit(sizes, expected):
     model = jg.GLMM.from_arrays(y, np.ones_like(y), g, family="bernoulli")
     # w = p (1 - p) = 1/4 per observation, v = 1: median cluster size / 4
     assert information_ratio(model.arrays, model.spec.family) == pytest.approx(expected)
-    assert model.spec.centred == (expected >= CENTRED_THRESHOLD)
+    assert model.spec.terms[0].centred == (expected >= CENTRED_THRESHOLD)
 
 
 def test_information_ratio_poisson_and_slope_column():
@@ -30,8 +30,8 @@ def test_information_ratio_poisson_and_slope_column():
     model = jg.GLMM.from_arrays(y, np.column_stack([np.ones(6), t]), g, family="poisson")
     # intercept: 2 obs * w=3 * v=1 = 6; slope: sum t^2 = 1, * 3 * (1 / 0.25) = 12 -> min 6
     assert information_ratio(model.arrays, model.spec.family) == pytest.approx(6.0)
-    assert model.spec.centred
-    assert not jg.GLMM.from_arrays(y, np.ones(6), g, family="poisson", centred=False).spec.centred
+    assert model.spec.terms[0].centred
+    assert not jg.GLMM.from_arrays(y, np.ones(6), g, family="poisson", centred=False).spec.terms[0].centred
 
 
 def test_dense_mass_matrix_for_small_models_and_choice_recorded():

@@ -15,7 +15,7 @@ from jax.flatten_util import ravel_pytree
 
 import jaxglmm as jg
 from jaxglmm import basis as basis_mod
-from jaxglmm import diagnostics
+from jaxglmm import diagnostics, fitting
 from jaxglmm.density import linear_predictor, random_effects, unpack
 
 
@@ -46,7 +46,7 @@ def _model(centred):
 def _flat_problem(model, method="joint"):
     template = model.initial_positions(0, 1, method)[0]
     data, unravel, make_logdensity, _ = model.problem(method, template, basis="centred")
-    layout, shift = model._basis(method, "centred")
+    layout, shift = fitting.sampler_basis(model.model, method, "centred")
     shift = jax.tree.map(jnp.asarray, shift)
     return template, unravel, data, make_logdensity, layout, shift
 
@@ -136,7 +136,7 @@ def test_info_records_the_basis_and_none_is_the_identity():
     # no intercept: nothing to centre
     rng = np.random.default_rng(0)
     m0 = jg.GLMM.from_arrays(rng.normal(size=40), rng.normal(size=40) + 3, np.repeat(range(8), 5))
-    assert m0._basis("collapsed", "centred")[0] == basis_mod.NONE
+    assert fitting.sampler_basis(m0.model, "collapsed", "centred")[0] == basis_mod.NONE
 
 
 @pytest.mark.slow

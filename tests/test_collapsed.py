@@ -7,7 +7,7 @@ import pytest
 import scipy.stats as st
 
 import jaxglmm as jg
-from jaxglmm import collapsed, diagnostics
+from jaxglmm import batched, collapsed, diagnostics
 from jaxglmm.density import unpack
 
 
@@ -37,13 +37,13 @@ def test_marginal_likelihood_equals_multivariate_normal_per_cluster(factor, p, q
     model = jg.GLMM.from_arrays(y, Z, g, X=X, offset=off, factor=factor)
     pos = _position(model, 1)
     psi, _ = unpack(pos, model.spec)
-    stats = collapsed.sufficient_stats(model.model_data(), model.spec.N)
+    stats = collapsed.sufficient_stats(model.model_data(), model.spec.terms[0].N)
     got = collapsed.log_marginal_likelihood(psi, stats, model.spec)
-    nat = model.constrain({**pos, "z": jnp.zeros((model.spec.N, q))})
+    nat = model.constrain({**pos, "z": jnp.zeros((model.spec.terms[0].N, q))})
     D, tau, mu = np.asarray(nat["D"]), float(nat["tau"]), np.asarray(nat["mu"])
     beta = np.asarray(nat["beta"]) if p else np.zeros(0)
     want = 0.0
-    for i in range(model.spec.N):
+    for i in range(model.spec.terms[0].N):
         rows = g == i
         Zi = Z[rows]
         mean = Zi @ mu + (X[rows] @ beta if p else 0) + (off[rows] if offset else 0)
@@ -57,14 +57,14 @@ def test_draw_b_has_the_exact_conditional_moments():
     model = jg.GLMM.from_arrays(y, Z, g, X=X)
     pos = _position(model, 2)
     psi, _ = unpack(pos, model.spec)
-    stats = collapsed.sufficient_stats(model.model_data(), model.spec.N)
+    stats = collapsed.sufficient_stats(model.model_data(), model.spec.terms[0].N)
     n_draws = 20000
     draws = jax.vmap(lambda k: collapsed.draw_b(k, psi, stats, model.spec))(
         jax.random.split(jax.random.key(0), n_draws))              # (S, N, q)
-    nat = model.constrain({**pos, "z": jnp.zeros((model.spec.N, 2))})
+    nat = model.constrain({**pos, "z": jnp.zeros((model.spec.terms[0].N, 2))})
     omega = np.linalg.inv(np.asarray(nat["D"]))
     tau, mu, beta = float(nat["tau"]), np.asarray(nat["mu"]), np.asarray(nat["beta"])
-    for i in range(model.spec.N):
+    for i in range(model.spec.terms[0].N):
         rows = g == i
         prec = omega + tau * Z[rows].T @ Z[rows]
         cov = np.linalg.inv(prec)
@@ -121,7 +121,7 @@ def test_unrolled_batched_cholesky_matches_linalg(q):
     rng = np.random.default_rng(q)
     M = rng.normal(size=(5, q, q))
     A = M @ np.transpose(M, (0, 2, 1)) + q * np.eye(q)
-    chol = collapsed.batched_cholesky(jnp.asarray(A))
+    chol = batched.batched_cholesky(jnp.asarray(A))
     L = np.linalg.cholesky(A)
     for i in range(q):
         for j in range(i + 1):
@@ -133,7 +133,7 @@ def test_unrolled_batched_cholesky_matches_linalg(q):
                                np.linalg.solve(np.transpose(L, (0, 2, 1)), b[..., None])[..., 0],
                                rtol=1e-10)
     np.testing.assert_allclose(chol.log_det(), np.sum(np.linalg.slogdet(A)[1]), rtol=1e-12)
-    general = collapsed._GeneralChol(jnp.asarray(L))
+    general = batched.GeneralChol(jnp.asarray(L))
     np.testing.assert_allclose(general.solve_upper(jnp.asarray(b)), chol.solve_upper(b),
                                rtol=1e-10)
 

@@ -145,10 +145,9 @@ def fabricate(model, shift_mu_days=0.0, n_divergent=0, seed=0) -> Fit:
              "b": rng.normal(size=(C, S, N, q))}
     diverging = np.zeros((C, S), bool)
     diverging[0, :n_divergent] = True
-    return Fit(draws=draws, sample_stats={"diverging": diverging}, model=model, config=None,
-               info={"method": "joint", "parametrisation": "non-centred", "chains": C,
-                     "draws": S},
-               step_size=np.full(C, 0.5), inverse_mass_matrix=np.ones((C, 5)))
+    return Fit(draws=draws, sample_stats={"diverging": diverging}, model=model.model,
+               settings=None, info={"method": "joint", "parametrisation": "non-centred",
+                                    "chains": C, "draws": S})
 
 
 def test_summary_columns_and_rows(model):

@@ -30,14 +30,14 @@ def _frame(seed=0, n_g=6, n_h=4, reps=3):
 
 def test_sleepstudy_formula_equals_arrays_model(sleep):
     m = jaxglmm.GLMM("Reaction ~ Days + (1 + Days | Subject)", sleep)
-    a = m.arrays
-    assert a.x_names == () and a.z_names == ("Intercept", "Days")
-    assert a.mu_free == (0, 1) and a.group_name == "Subject"
+    a, t = m.arrays, m.arrays.terms[0]
+    assert a.x_names == () and t.z_names == ("Intercept", "Days")
+    assert t.mu_free == (0, 1) and t.name == "Subject"
     ref = jaxglmm.GLMM.from_arrays(sleep.Reaction, np.c_[np.ones(180), sleep.Days],
                                    sleep.Subject, z_names=["Intercept", "Days"])
-    np.testing.assert_array_equal(a.Z, ref.arrays.Z)
-    np.testing.assert_array_equal(a.cluster, ref.arrays.cluster)
-    assert a.groups == ref.arrays.groups
+    np.testing.assert_array_equal(t.Z, ref.arrays.terms[0].Z)
+    np.testing.assert_array_equal(t.cluster, ref.arrays.terms[0].cluster)
+    assert t.groups == ref.arrays.terms[0].groups
     with jax.enable_x64(True):
         pos = m.initial_position(0)
         assert float(m.logdensity_fn(pos)) == pytest.approx(float(ref.logdensity_fn(pos)),
@@ -50,14 +50,14 @@ def test_categorical_interactions_and_mu_claims():
     m = jaxglmm.GLMM("y ~ x * dose + (1 + x | g)", df)
     # Intercept and x move to mu; the dose contrast and the interaction stay in beta
     assert m.arrays.x_names == ("dose[LOW]", "x:dose[LOW]")
-    assert m.arrays.z_names == ("Intercept", "x")
+    assert m.arrays.terms[0].z_names == ("Intercept", "x")
     np.testing.assert_array_equal(m.arrays.X[:, 0], (df.dose == "LOW").to_numpy(float))
     np.testing.assert_allclose(m.arrays.X[:, 1], df.x * (df.dose == "LOW"))
 
 
 def test_random_only_column_has_mean_zero():
     m = jaxglmm.GLMM("y ~ 1 + (0 + x | g)", _frame())
-    assert m.arrays.x_names == ("Intercept",) and m.arrays.mu_free == ()
+    assert m.arrays.x_names == ("Intercept",) and m.arrays.terms[0].mu_free == ()
     with jax.enable_x64(True):
         pos = m.initial_position(1)
         assert "mu" not in pos
@@ -225,9 +225,61 @@ def test_print_model_states_the_hierarchy(sleep):
 
 def test_random_column_without_mean_and_reference_level(sleep):
     m = jaxglmm.GLMM("Reaction ~ 1 + (1 + Days | Subject)", sleep)
-    assert m.arrays.mu_free == (0,)
+    assert m.arrays.terms[0].mu_free == (0,)
     assert "mu[Days]" not in m.describe_priors() and "mu[Intercept]" in m.describe_priors()
     df = _frame()
     m = jaxglmm.GLMM('y ~ C(dose, Treatment("LOW")) + (1 | g)', df)
     assert m.arrays.x_names == ('C(dose, Treatment("LOW"))[HIGH]',)
     np.testing.assert_array_equal(m.arrays.X[:, 0], (df.dose == "HIGH").to_numpy(float))
+
+
+def _two_term_frame(**columns):
+    rng = np.random.default_rng(3)
+    n = 24
+    base = {"y": rng.normal(size=n), "x": rng.normal(size=n),
+            "g": np.repeat(["a", "b", "c", "d"], 6), "h": np.tile(["u", "v", "w"], 8)}
+    return pd.DataFrame({**base, **columns})
+
+
+@pytest.mark.parametrize("formula,columns,message", [
+    # every term goes through the one validator (design.random_term): these were checked for
+    # the first term only
+    ("y ~ x + (1 | g) + (0 + big | h)", {"big": np.r_[1e70, np.ones(23)]},
+     r"term \(0 \+ big \| h\): row 0, column 0 has 1e\+70; numbers must be at most 1e\+60"),
+    ("y ~ x + (1 | g) + (0 + tiny | h)", {"tiny": np.r_[1e-70, np.zeros(23)]},
+     r"term \(0 \+ tiny \| h\): column 0 varies too little"),
+    ("y ~ x + (1 | g) + (0 + x2 | h)", {"x2": None},
+     r"fixed part: column 'x' equals term \(0 \+ x2 \| h\) column 'x2'"),
+    ("y ~ x + (1 | g) + (1 | h)", {"h": ["u"] * 24},
+     r"grouping factor 'h' has a single level"),
+])
+def test_every_term_is_validated_alike(formula, columns, message):
+    df = _two_term_frame(**{k: v for k, v in columns.items() if v is not None})
+    if "x2" in columns:
+        df["x2"] = df["x"]
+    with pytest.raises(ValueError, match=message):
+        jaxglmm.GLMM(formula, df)
+
+
+def test_terms_are_uniform_records():
+    m = jaxglmm.GLMM("y ~ x + (1 + x | g) + (1 | h)", _two_term_frame())
+    g, h = m.arrays.terms
+    assert (g.name, g.z_names, g.mu_free) == ("g", ("Intercept", "x"), (0, 1))
+    assert (h.name, h.z_names, h.mu_free) == ("h", ("Intercept",), ())
+    data = m.model_data()
+    assert len(data.terms) == 2 and data.terms[1][0].shape == (24, 1)
+    fit_coords = jaxglmm.Fit(draws={}, sample_stats={}, model=m.model, settings=None,
+                             info={}).coords
+    assert fit_coords["groups|h"] == ["u", "v", "w"] and fit_coords["z_names|g"] == [
+        "Intercept", "x"]
+
+
+def test_intercept_prior_widens_for_uncentred_slopes_in_any_term():
+    """The default intercept scale sees every term's design: an uncentred slope in the
+    second term widens the first term's intercept prior as it would in the first."""
+    df = _two_term_frame()
+    df["t"] = 1000.0 + df["x"]
+    late = dict(jaxglmm.GLMM("y ~ 1 + (1 | g) + (0 + t | h)", df).priors.mu)["g"]
+    early = jaxglmm.GLMM("y ~ 1 + (1 + t | g)", df).priors.mu
+    assert late.scale[0] == pytest.approx(early.scale[0])
+    assert late.scale[0] > 100 * jaxglmm.GLMM("y ~ 1 + (1 | g)", df).priors.mu.scale[0]

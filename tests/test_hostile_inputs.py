@@ -158,7 +158,7 @@ def check_outcome(kind: str, build, inputs: dict, expected: dict | None = None) 
                 for name, g in grad.items():
                     assert np.all(np.isfinite(np.asarray(g))), f"gradient {name}: {g}"
                 for name, want in (expected or {}).items():
-                    got = getattr(model.arrays, name)
+                    got = getattr(model.arrays.terms[0] if name == "Z" else model.arrays, name)
                     np.testing.assert_array_equal(got, np.asarray(want, float).reshape(
                         got.shape), err_msg=f"model.arrays.{name}")
                 outcome = "valid"
@@ -700,7 +700,7 @@ def _frame(**columns) -> pd.DataFrame:
 ])
 def test_found_formula_now_valid(formula, columns, kw, z_names):
     model = GLMM(formula, _frame(**columns), **kw)
-    assert model.arrays.z_names == z_names
+    assert model.arrays.terms[0].z_names == z_names
     with jax.enable_x64(True):
         assert np.isfinite(float(model.logdensity_fn(model.initial_position(0))))
 

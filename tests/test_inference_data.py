@@ -35,7 +35,8 @@ def quiet(fn, *args, **kwargs):
 def eta_draws(fit) -> np.ndarray:
     """Linear predictor of every draw (C, S, n_obs), in NumPy."""
     a, d = fit.model.arrays, fit.draws
-    eta = a.offset + np.einsum("nq,csnq->csn", a.Z, d["b"][:, :, a.cluster])
+    t, = a.terms
+    eta = a.offset + np.einsum("nq,csnq->csn", t.Z, d["b"][:, :, t.cluster])
     if "beta" in d:
         eta = eta + d["beta"] @ a.X.T
     return eta
@@ -47,7 +48,7 @@ def eta_draws(fit) -> np.ndarray:
 def test_posterior_has_named_dims_and_the_draws(sleep_fit):
     fit = sleep_fit
     post = fit.to_arviz(log_likelihood=False).posterior
-    groups = list(fit.model.arrays.groups)
+    groups = list(fit.model.arrays.terms[0].groups)
     assert set(post.data_vars) == set(fit.draws)
     assert post["beta"].dims == ("chain", "draw", "beta_dim")
     assert post["mu"].dims == post["sd"].dims == ("chain", "draw", "re_dim")
@@ -86,15 +87,13 @@ def test_posterior_dims_is_the_one_naming_place(sleep_fit, binomial_fit):
 def test_posterior_dims_of_other_keys(sleep_fit):
     fit = sleep_fit
     extra = dict(fit.draws, extra=np.zeros((2, 50, 3)), **{"b|Subject": fit.draws["b"]})
-    fake = jaxglmm.Fit(extra, fit.sample_stats, fit.model, fit.config, fit.info,
-                       fit.step_size, fit.inverse_mass_matrix)
+    fake = jaxglmm.Fit(extra, fit.sample_stats, fit.model, fit.settings, fit.info, fit.end)
     assert posterior_dims(fake, ["extra"]) == {
         "extra": (("extra_dim_0",), {"extra_dim_0": [0, 1, 2]})}
     with pytest.raises(ValueError, match="term 'Subject'"):
         posterior_dims(fake, ["b|Subject"])
     wrong = dict(fit.draws, mu=np.zeros((2, 50, 3)))
-    fake = jaxglmm.Fit(wrong, fit.sample_stats, fit.model, fit.config, fit.info,
-                       fit.step_size, fit.inverse_mass_matrix)
+    fake = jaxglmm.Fit(wrong, fit.sample_stats, fit.model, fit.settings, fit.info, fit.end)
     with pytest.raises(ValueError, match=r"draws\['mu'\].*3 entries.*names 2"):
         posterior_dims(fake)
 

@@ -195,10 +195,10 @@ def test_one_newton_step_is_exact_for_the_gaussian_identity_model():
     omega = term_precision(t, term)
     eta_rest = data.offset + data.X @ psi.beta
     kernel = lambda eta: spec.family.log_kernel(data.y, eta, psi.tau, data.trials)  # noqa: E731
-    m = laplace.conditional_mode(eta_rest, data.Z, data.cluster, t.mu, omega, kernel,
-                                 spec.N, steps=1)
-    Z, r, c = np.asarray(data.Z), np.asarray(data.y - eta_rest), np.asarray(data.cluster)
-    for i in range(spec.N):
+    m = laplace.conditional_mode(eta_rest, data.terms[0][0], data.terms[0][1], t.mu, omega, kernel,
+                                 spec.terms[0].N, steps=1)
+    Z, r, c = np.asarray(data.terms[0][0]), np.asarray(data.y - eta_rest), np.asarray(data.terms[0][1])
+    for i in range(spec.terms[0].N):
         Zi = Z[c == i]
         A = np.asarray(omega) + psi.tau * Zi.T @ Zi
         want = np.linalg.solve(A, np.asarray(omega) @ t.mu + psi.tau * Zi.T @ r[c == i])
@@ -220,11 +220,11 @@ def test_newton_steps_converge_to_the_conditional_mode(family, link):
 
     def grad_f(b):
         def f(b):
-            eta = eta_rest + jnp.sum(data.Z * b[data.cluster], axis=1)
+            eta = eta_rest + jnp.sum(data.terms[0][0] * b[data.terms[0][1]], axis=1)
             return jnp.sum(kernel(eta)) - 0.5 * jnp.sum(((b - t.mu) @ omega) * (b - t.mu))
         return jax.grad(f)(b)
-    m = {k: laplace.conditional_mode(eta_rest, data.Z, data.cluster, t.mu, omega, kernel,
-                                     spec.N, steps=k) for k in (0, 3, 12)}
+    m = {k: laplace.conditional_mode(eta_rest, data.terms[0][0], data.terms[0][1], t.mu, omega, kernel,
+                                     spec.terms[0].N, steps=k) for k in (0, 3, 12)}
     assert np.abs(grad_f(m[12])).max() < 1e-8
     assert np.abs(grad_f(m[3])).max() < 0.05 * np.abs(grad_f(m[0])).max()
 
@@ -234,7 +234,7 @@ def test_newton_steps_converge_to_the_conditional_mode(family, link):
 
 def test_laplace_option_and_record():
     model = _model("poisson", "log", "laplace")
-    assert model.spec.terms[0].laplace and not model.spec.centred
+    assert model.spec.terms[0].laplace and not model.spec.terms[0].centred
     assert set(model.initial_position(0)) == {"beta", "mu", "chol", "z"}
     fit = model.sample(chains=1, warmup=20, draws=5, progress=False)
     assert fit.info["parametrisation"] == "laplace"

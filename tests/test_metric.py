@@ -8,7 +8,7 @@ import pytest
 from blackjax.mcmc.metrics import gaussian_euclidean
 
 import jaxglmm as jg
-from jaxglmm import metric
+from jaxglmm import fitting, metric
 
 D = 7
 PSI = (1, 4, 5)
@@ -87,16 +87,16 @@ def test_auto_rule_and_a_block_fit(tmp_path):
     y = rng.binomial(1, 1 / (1 + np.exp(-(0.3 + 0.5 * x + rng.normal(0, 1, N)[g]))))
     model = jg.GLMM.from_arrays(y, np.ones(N * m), g, X=x[:, None], family="bernoulli",
                                 centred=False)
-    assert model._mass_matrix("joint", "auto", None) == "diagonal"  # 123 > 40 parameters
-    assert model._mass_matrix("joint", "auto", True) == "dense"
+    assert fitting.mass_matrix_form(model.model, "joint", "auto", None) == "diagonal"  # 123 > 40
+    assert fitting.mass_matrix_form(model.model, "joint", "auto", True) == "dense"
     small = jg.GLMM.from_arrays(y[:60], np.ones(60), g[:60], X=x[:60, None],
                                 family="bernoulli", centred=False)  # 20 clusters
-    assert small._n_sampled("joint") <= 40
-    assert small._mass_matrix("joint", "auto", None) == "dense"
+    assert fitting.n_sampled(small.model, "joint") <= 40
+    assert fitting.mass_matrix_form(small.model, "joint", "auto", None) == "dense"
     fit = model.sample(chains=2, warmup=200, draws=100, seed=0, progress=False,
                        mass_matrix="block")
     assert fit.info["mass_matrix"] == "block"
-    d = fit.chain_state["position"].shape[1]
+    d = fit.end.position.shape[1]
     k = len(fit.config.mass_block)
     assert k == 3 and fit.inverse_mass_matrix.shape == (2, k * k + d - k)
     A, diag = metric.split(fit.inverse_mass_matrix[0], k)

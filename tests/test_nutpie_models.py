@@ -35,7 +35,7 @@ def _jaxglmm_logdensity(glmm, kind):
     """jaxglmm's joint log posterior, or its collapsed one (b integrated out) for 'marginal'."""
     if kind != "marginal":
         return glmm.logdensity_fn
-    stats = collapsed.sufficient_stats(glmm.model_data(), glmm.spec.N)
+    stats = collapsed.sufficient_stats(glmm.model_data(), glmm.spec.terms[0].N)
     return lambda pos: collapsed.log_posterior_collapsed(
         {k: v for k, v in pos.items() if k != "z"}, stats, glmm.spec)
 

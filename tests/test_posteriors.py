@@ -71,11 +71,11 @@ def test_loader_uses_the_priors_written_in_models_json():
     assert pri.random_gamma and pri.gamma == ((0.5, 0.5), (0.05, 0.05))
     assert pri.omega_df == 2.0 and pri.beta is None
     m = catalogue.model_from_entry(entries["cbpp"])
-    assert m.spec.family.name == "binomial" and m.spec.p == 3 and m.spec.q == 1
+    assert m.spec.family.name == "binomial" and m.spec.p == 3 and m.spec.terms[0].q == 1
     assert m.spec.priors.beta == ((0.0,) * 3, (10.0,) * 3)
     assert m.spec.priors.gamma == (1.0,) and m.spec.priors.omega_df == 1.0
     assert m.spec.priors.tau is None
-    assert m.spec.N == 15 and m.arrays.y.shape == (56,)
+    assert m.spec.terms[0].N == 15 and m.arrays.y.shape == (56,)
 
 
 def _anova_data(seed=3):

@@ -31,7 +31,7 @@ def test_existing_levels_use_their_b(sleep_fit):
     new = pd.DataFrame({"Days": [0.0, 3.0, 9.0], "Subject": [308, 309, 308]})
     got = sleep_fit.predict(new)
     b = sleep_fit.draws["b"]
-    groups = list(sleep_fit.model.arrays.groups)
+    groups = list(sleep_fit.model.arrays.terms[0].groups)
     for row, (days, subject) in enumerate(zip(new.Days, new.Subject)):
         i = groups.index(subject)
         np.testing.assert_allclose(got[..., row], b[..., i, 0] + days * b[..., i, 1])

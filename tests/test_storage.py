@@ -1,7 +1,9 @@
 """Fit.save / jaxglmm.load: lossless netCDF round trips without pickle, clear errors."""
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
 import numpy as np
@@ -11,13 +13,15 @@ import xarray as xr
 from jax.flatten_util import ravel_pytree
 
 import jaxglmm
+from jaxglmm import fitting, loading
 from jaxglmm.basis import to_user
-from jaxglmm import loading, storage
+from jaxglmm.config import RunSettings, SamplerConfig
 from jaxglmm.results import Fit
-from jaxglmm.sampling import SamplerConfig
-from jaxglmm.storage import SavedState, frame_from_dataset, frame_to_dataset
+from jaxglmm.sampling import ChainEnd
+from jaxglmm.storage import frame_from_dataset, frame_to_dataset
 
-ARRAY_FIELDS = ("y", "X", "Z", "cluster", "trials", "offset")
+ARRAY_FIELDS = ("y", "X", "trials", "offset")
+TERM_FIELDS = ("Z", "cluster")
 
 
 def label_kind(value) -> str:
@@ -42,13 +46,19 @@ def assert_same_fit(got: Fit, want: Fit):
     np.testing.assert_array_equal(got.inverse_mass_matrix, want.inverse_mass_matrix)
     assert got.info == want.info
     assert got.config == want.config
+    assert got.settings == want.settings
     a, b = got.model.arrays, want.model.arrays
     for name in ARRAY_FIELDS:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
         assert getattr(a, name).dtype == getattr(b, name).dtype, name
-    assert a.groups == b.groups
-    assert [label_kind(g) for g in a.groups] == [label_kind(g) for g in b.groups]
-    assert a.x_names == b.x_names and a.z_names == b.z_names
+    assert a.x_names == b.x_names and len(a.terms) == len(b.terms)
+    for s, t in zip(a.terms, b.terms):  # every term
+        for name in TERM_FIELDS:
+            np.testing.assert_array_equal(getattr(s, name), getattr(t, name))
+            assert getattr(s, name).dtype == getattr(t, name).dtype, name
+        assert s.groups == t.groups
+        assert [label_kind(g) for g in s.groups] == [label_kind(g) for g in t.groups]
+        assert (s.z_names, s.name, s.mu_free) == (t.z_names, t.name, t.mu_free)
     assert got.model.priors == want.model.priors
     assert got.model.priors.defaults == want.model.priors.defaults
     assert got.model.describe_priors() == want.model.describe_priors()
@@ -77,33 +87,33 @@ def test_round_trip_is_lossless(which, request, tmp_path):
     np.testing.assert_array_equal(loaded.to_arviz().log_likelihood["y"].values,
                                   fit.to_arviz().log_likelihood["y"].values)
     # the end of the chains, for continuing the run later
-    state = loaded.last_state
-    assert isinstance(state, SavedState)
-    np.testing.assert_array_equal(state.position, fit.last_state.state.position)
+    state = loaded.end
+    assert isinstance(state, ChainEnd)
+    np.testing.assert_array_equal(state.position, fit.end.position)
     np.testing.assert_array_equal(state.step_size, fit.step_size)
     np.testing.assert_array_equal(state.inverse_mass_matrix, fit.inverse_mass_matrix)
     # a loaded fit saves again to the same content
     again = save_and_load(loaded, tmp_path / "again")
     assert_same_fit(again, fit)
-    np.testing.assert_array_equal(again.last_state.position, state.position)
-    assert again.last_state.layout == state.layout
+    np.testing.assert_array_equal(again.end.position, state.position)
+    assert again.end.layout == state.layout
 
 
 def test_saved_layout_unravels_the_last_position(binomial_fit, tmp_path):
     fit = binomial_fit  # joint: the model's log density is the sampler's
-    state = save_and_load(fit, tmp_path).last_state
+    state = save_and_load(fit, tmp_path).end
     names = [name for name, _ in state.layout]
     assert names == sorted(["beta", "mu", "chol", "log_gamma", "b"])
     assert dict(state.layout)["b"] == (6, 1)
     template = {name: np.zeros(shape) for name, shape in state.layout}
     _, unravel = ravel_pytree(template)
     # the position is in the sampler's basis (fit.info["basis"], jaxglmm.basis)
-    layout, shift = fit.model._basis(fit.info["method"], fit.info["basis"])
+    layout, shift = fitting.sampler_basis(fit.model, fit.info["method"], fit.info["basis"])
     assert layout.block == "mu"  # the intercept moves with x's coefficient
     with jax.enable_x64(True):
         lp = [fit.model.logdensity_fn(to_user(unravel(x), layout, shift))
               for x in state.position]
-    np.testing.assert_allclose(lp, fit.last_state.state.logdensity, rtol=1e-10)
+    np.testing.assert_allclose(lp, fit.end.logdensity, rtol=1e-10)
 
 
 def test_file_is_readable_by_arviz(sleep_fit, tmp_path):
@@ -113,7 +123,7 @@ def test_file_is_readable_by_arviz(sleep_fit, tmp_path):
     idata = az.from_netcdf(path)
     assert {"posterior", "sample_stats", "observed_data"} <= set(idata.groups())
     np.testing.assert_array_equal(idata.posterior["b"].values, sleep_fit.draws["b"])
-    assert list(idata.posterior["group"].values) == list(sleep_fit.model.arrays.groups)
+    assert list(idata.posterior["group"].values) == list(sleep_fit.model.arrays.terms[0].groups)
 
 
 # ------------------------------------------------------------ fabricated fits (cheap)
@@ -140,9 +150,10 @@ def fabricated(groups, X=None, dtype="float64", family="gaussian", seed=0) -> Fi
              "n_steps": rng.integers(1, 9, (C, S)), "acceptance_rate": rng.random((C, S))}
     info = {"method": "joint", "parametrisation": "non-centred", "chains": C, "draws": S,
             "seed": None, "compile_s": 1.25, "dtype": dtype}
-    return Fit(draws=draws, sample_stats=stats, model=model, config=SamplerConfig(
-        kernel="mala"), info=info, step_size=np.full(C, 0.25, f),
-        inverse_mass_matrix=np.ones((C, 3), f))
+    settings = RunSettings(method="joint", sampler=SamplerConfig(kernel="mala"), chains=C,
+                           warmup=0)
+    return Fit(draws=draws, sample_stats=stats, model=model.model, settings=settings,
+               info=info)
 
 
 @pytest.mark.parametrize("groups", [
@@ -155,7 +166,7 @@ def test_group_labels_keep_their_type(groups, tmp_path):
     fit = fabricated(groups)
     loaded = save_and_load(fit, tmp_path)
     assert_same_fit(loaded, fit)
-    assert loaded.last_state is None
+    assert loaded.end is None
 
 
 def test_no_fixed_effects_float32_and_bernoulli(tmp_path):
@@ -195,8 +206,7 @@ def test_custom_family_cannot_be_saved(tmp_path):
 
     fit = fabricated(np.repeat(["a", "b"], 3), family="bernoulli")
     model = jaxglmm.GLMM.from_array_data(fit.model.arrays, MyPoisson(), None)
-    fake = Fit(fit.draws, fit.sample_stats, model, fit.config, fit.info, fit.step_size,
-               fit.inverse_mass_matrix)
+    fake = Fit(fit.draws, fit.sample_stats, model.model, fit.settings, fit.info)
     with pytest.raises(ValueError, match="family: MyPoisson"):
         fake.save(tmp_path / "fit.nc")
 
@@ -300,14 +310,14 @@ def test_data_frame_with_unsavable_column():
 
 def formula_fit():
     """A fabricated fit whose model carries `formula`, `data` and `na_action`, as models
-    from the formula entry point will."""
+    from the formula entry point do."""
     fit = fabricated(np.repeat(["a", "b", "c"], 3), X=np.arange(9.0)[:, None])
     a = fit.model.arrays
-    fit.model.formula = "Reaction ~ x1 + (1 | g)"
-    fit.model.data = pd.DataFrame({"Reaction": a.y, "x1": a.X[:, 0],
-                                   "g": pd.Categorical(np.repeat(["a", "b", "c"], 3))})
-    fit.model.na_action = "raise"
-    return fit
+    frame = pd.DataFrame({"Reaction": a.y, "x1": a.X[:, 0],
+                          "g": pd.Categorical(np.repeat(["a", "b", "c"], 3))})
+    model = replace(fit.model, formula="Reaction ~ x1 + (1 | g)", data=frame,
+                    na_action="raise")
+    return replace(fit, model=model)
 
 
 def test_formula_models_store_their_data_and_formula(tmp_path, monkeypatch):
@@ -321,35 +331,36 @@ def test_formula_models_store_their_data_and_formula(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_formula_entry(formula, frame, **kwargs):
-        calls.append((formula, frame, kwargs))
-        return jaxglmm.GLMM.from_arrays(frame["Reaction"], np.ones(len(frame)),
-                                        np.asarray(frame["g"], dtype=object), X=frame[["x1"]],
-                                        family=kwargs["family"], priors=kwargs["priors"],
-                                        centred=kwargs["centred"], factor=kwargs["factor"],
-                                        dtype=kwargs["dtype"])
-    monkeypatch.setattr(loading, "_model_from_formula", fake_formula_entry)
+    def fake_parse(formula, frame, family, na_action):
+        """The saved arrays as the formula's design (only predictions use it)."""
+        calls.append((formula, frame, family, na_action))
+        return SimpleNamespace(arrays=fit.model.arrays, data=frame)
+    monkeypatch.setattr(loading, "parse_formula", fake_parse)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         loaded = jaxglmm.load(path)
-    formula, frame, kwargs = calls[0]
+    formula, frame, family, na_action = calls[0]
     assert formula == "Reaction ~ x1 + (1 | g)"
     pd.testing.assert_frame_equal(frame, fit.model.data)
-    assert kwargs["na_action"] == "raise" and kwargs["family"] == fit.model.spec.family
+    assert na_action == "raise" and family == fit.model.spec.family
     assert_same_fit(loaded, fit)
+    assert loaded.model.formula == fit.model.formula and loaded.model.design is not None
 
 
-def test_formula_rebuild_failure_falls_back_to_the_arrays(tmp_path, monkeypatch):
+def test_formula_parse_failure_keeps_the_saved_model(tmp_path, monkeypatch):
     fit = formula_fit()
     path = tmp_path / "fit.nc"
     fit.save(path)
 
-    def broken(formula, frame, **kwargs):
+    def broken(formula, frame, family, na_action):
         raise TypeError("GLMM() takes no formula")
-    monkeypatch.setattr(loading, "_model_from_formula", broken)
-    with pytest.warns(UserWarning, match="rebuilding the model from its formula failed"):
+    monkeypatch.setattr(loading, "parse_formula", broken)
+    with pytest.warns(UserWarning, match="cannot be parsed the same way"):
         loaded = jaxglmm.load(path)
     assert_same_fit(loaded, fit)
+    pd.testing.assert_frame_equal(loaded.model.data, fit.model.data)
+    with pytest.raises(ValueError, match="refit the model to predict"):
+        loaded.predict(fit.model.data)
 
 
 # ------------------------------------------------------- formula models, several terms
@@ -418,3 +429,65 @@ def test_several_terms_to_arviz(crossed_fit):
     want = stats.norm.logpdf(crossed_fit.model.data.y, eta, d["sigma"][0, 0])
     np.testing.assert_allclose(idata.log_likelihood["y"].values[0, 0], want, rtol=1e-10)
     assert np.isfinite(az.waic(idata).elpd_waic)
+
+
+def test_several_terms_load_without_parsing_the_formula(crossed_fit, tmp_path, monkeypatch):
+    path = tmp_path / "crossed.nc"
+    crossed_fit.save(path)
+    with xr.open_dataset(path, group="jaxglmm_model", engine="h5netcdf") as ds:
+        assert {"Z_0", "Z_1", "cluster_1", "groups_1", "z_names_1"} <= set(ds.data_vars)
+        assert json.loads(ds.attrs["term_names"]) == ["g", "h"]
+
+    def broken(*args, **kwargs):
+        raise ValueError("formulae changed its mind")
+    monkeypatch.setattr(loading, "parse_formula", broken)
+    with pytest.warns(UserWarning, match="cannot be parsed the same way"):
+        loaded = jaxglmm.load(path)
+    assert_same_fit(loaded, crossed_fit)  # every term's arrays, from the file alone
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = crossed_fit.extend(10, progress=False)
+        b = loaded.extend(10, progress=False)
+    for k in a.draws:
+        np.testing.assert_array_equal(a.draws[k], b.draws[k])
+
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("name,formula", [
+    ("v1_sleepstudy.nc", "Reaction ~ Days + (1 + Days | Subject)"),
+    ("v1_crossed.nc", "y ~ x + (1 + x | g) + (1 | h)"),
+    ("v1_arrays_binomial.nc", None)])
+def test_fits_saved_by_format_version_1_load(name, formula):
+    """Files of the release before the redesign (tests/data/make_v1.py): the model comes
+    back with the saved priors and parametrisation, draws and tuning as written, the run
+    goes on, and formula models still predict."""
+    path = DATA / name
+    with xr.open_dataset(path, engine="h5netcdf") as root:
+        assert root.attrs["jaxglmm_format_version"] == 1
+    with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
+        posterior = ds.load()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no rebuild warning: the model is the saved one
+        fit = jaxglmm.load(path)
+    assert fit.model.formula == formula
+    for k in fit.draws:
+        np.testing.assert_array_equal(fit.draws[k], posterior[k].values)
+    t = fit.model.arrays.terms[0]
+    if formula is None:
+        assert fit.model.spec.family.name == "binomial" and t.groups == tuple(range(8))
+    else:
+        fresh = jaxglmm.GLMM(formula, fit.model.data)
+        assert fit.model.spec == fresh.spec and fit.model.priors == fresh.priors
+        assert [s.name for s in fit.model.arrays.terms] == [
+            s.name for s in fresh.arrays.terms]
+        pred = fit.predict(fit.model.data.iloc[:3], summary=True)
+        assert pred.shape == (3, 5) and np.all(np.isfinite(pred.to_numpy()))
+    assert fit.settings.chains == 2 and fit.settings.method == fit.info["method"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jaxglmm.SamplingWarning)
+        more = fit.extend(5, progress=False)
+    assert more.info["draws"] == fit.info["draws"] + 5
+    for k in fit.draws:
+        np.testing.assert_array_equal(more.draws[k][:, :fit.info["draws"]], fit.draws[k])

@@ -165,7 +165,7 @@ def test_quadrature_density_is_jaxglmms():
     model = _model(VAGUE)
     quad = Quadrature(model)
     with jax.enable_x64(True):
-        stats = sufficient_stats(model.model_data(), model.spec.N)
+        stats = sufficient_stats(model.model_data(), model.spec.terms[0].N)
         rng = np.random.default_rng(1)
         diffs = []
         for _ in range(5):

@@ -450,8 +450,9 @@ def test_caller_data_not_modified_by_sample(sampled):
 def test_model_keeps_its_own_copy(labels):
     inputs = labelled_inputs(labels)
     arrays = GLMM.from_arrays(**inputs).arrays
-    for name in ("y", "X", "Z", "offset"):
+    for name in ("y", "X", "offset"):
         assert not np.shares_memory(np.asarray(inputs[name]), getattr(arrays, name)), name
+    assert not np.shares_memory(np.asarray(inputs["Z"]), arrays.terms[0].Z)
 
 
 @pytest.mark.parametrize("labels,expected", [("ints", [3, 7, 10]),
@@ -459,9 +460,9 @@ def test_model_keeps_its_own_copy(labels):
 def test_group_labels_sorted_and_rows_mapped(labels, expected):
     inputs = labelled_inputs(labels)
     model = GLMM.from_arrays(**inputs)
-    assert list(model.arrays.groups) == expected
+    assert list(model.arrays.terms[0].groups) == expected
     # cluster i of every row is the i-th sorted label
-    assert [expected[c] for c in model.arrays.cluster] == list(inputs["groups"])
+    assert [expected[c] for c in model.arrays.terms[0].cluster] == list(inputs["groups"])
 
 
 def test_fit_coords_are_sorted_labels(sampled):
