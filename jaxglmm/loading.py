@@ -20,7 +20,7 @@ from .design import ArrayData, RandomTerm
 from .families import make_family
 from .formula import parse_formula
 from .model import build_model, centred_option
-from .priors import priors_from_dict
+from .prior_dicts import priors_from_dict
 from .results import Fit
 from .sampling import ChainEnd
 from .storage import (ENGINE, FORMAT, FORMAT_VERSION, GROUP_DATA, GROUP_MODEL, GROUP_TUNING,

@@ -36,7 +36,7 @@ from .families import FAMILIES
 from .inference_data import (as_response, posterior_dataset, response_name,
                              sample_stats_dataset)
 from .model import centred_option
-from .priors import priors_to_dict
+from .prior_dicts import priors_to_dict
 from .sampling import ChainEnd
 from .version import __version__
 

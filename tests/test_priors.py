@@ -213,7 +213,7 @@ ROUND_TRIP = [
 @pytest.mark.parametrize("priors", ROUND_TRIP)
 def test_priors_dict_round_trip_through_json(priors):
     import json
-    from jaxglmm.priors import priors_from_dict, priors_to_dict
+    from jaxglmm.prior_dicts import priors_from_dict, priors_to_dict
     text = json.dumps(priors_to_dict(priors), allow_nan=False)
     back = priors_from_dict(json.loads(text))
     assert back == priors
@@ -223,7 +223,7 @@ def test_priors_dict_round_trip_through_json(priors):
 
 
 def test_priors_to_dict_layout():
-    from jaxglmm.priors import priors_to_dict
+    from jaxglmm.prior_dicts import priors_to_dict
     d = priors_to_dict(Priors(beta=Flat(), tau=Gamma(1.0, Gamma(2.0, 3.0)),
                               omega=Wishart(2.0, [0.5, 1.0])))
     assert d == {"beta": {"kind": "Flat"}, "mu": None,
@@ -244,6 +244,6 @@ def test_priors_to_dict_layout():
     ({"defaults": ["beta", "nu"]}, r"priors\.defaults"),
 ])
 def test_priors_from_dict_rejects_bad_data(data, match):
-    from jaxglmm.priors import priors_from_dict
+    from jaxglmm.prior_dicts import priors_from_dict
     with pytest.raises(ValueError, match=match):
         priors_from_dict(data)
