@@ -243,12 +243,17 @@ def describe(model: Model) -> str:
     if model.formula is not None:
         lines.append(f"  formula: {model.formula}")
     lines.append(f"  data: {a.y.shape[0]} observations")
-    parts = ["x_ij' beta"] if spec.p else []
+    has_offset = bool(np.any(a.offset != 0))
+    parts = (["offset_ij"] if has_offset else []) + (["x_ij' beta"] if spec.p else [])
     for ts in spec.terms:
         parts.append(f"z{ts.key}_ij' b{ts.key}[ij]" if multi else "z_ij' b_i")
     lines.append(f"  y_ij | b ~ {dist},  eta_ij = {' + '.join(parts)}")
     if multi:
         lines.append("    (b|g[ij]: the coefficients of the level of g that row ij has)")
+    if has_offset:
+        offsets = model.design.offsets if model.design is not None else ()
+        known = " + ".join(f"offset({e})" for e in offsets) or "given"
+        lines.append(f"    offset = {known} (known, no coefficient)")
     if spec.p:
         lines.append(f"    x = ({', '.join(a.x_names)})")
     for t, ts in zip(a.terms, spec.terms):

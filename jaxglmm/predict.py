@@ -1,6 +1,7 @@
 """Predictions for new data from a fitted formula model (DESIGN.md section 5).
 
-For every posterior draw: eta = X_new beta + sum_k z_k' b_k[level], where a level seen in the
+For every posterior draw: eta = offset + X_new beta + sum_k z_k' b_k[level] (the formula's
+offset() terms evaluated on the new rows), where a level seen in the
 fit uses its b draws and an unseen one (groups="new") a fresh b ~ N(mu_k, D_k) drawn per
 posterior draw; then the mean h(eta) (kind="mean"), eta itself (kind="link") or one y from
 the family (kind="response").
@@ -13,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from .density import ModelData, linear_predictor
-from .formula import NAMESPACE, group_labels
+from .formula import NAMESPACE, evaluate, group_labels, offset_values
+from .formula_syntax import response_columns
 from .keys import as_key
 
 KINDS = ("mean", "link", "response")
@@ -48,7 +50,7 @@ def _check_newdata(model, newdata) -> pd.DataFrame:
     if newdata.empty:
         raise ValueError("newdata: is empty.")
     design = model.design
-    response_cols = set(design.response[1:]) if design.response[0] != "expr" else set()
+    response_cols = set(response_columns(design.response))
     needed = [c for c in model.data.columns if c not in response_cols]
     missing = [c for c in needed if c not in newdata.columns]
     if missing:
@@ -66,6 +68,12 @@ def _check_newdata(model, newdata) -> pd.DataFrame:
 def _trials(model, newdata: pd.DataFrame) -> np.ndarray:
     """Binomial trials of the new rows, from the formula's response columns."""
     kind, *cols = model.design.response
+    if kind == "cbind_expr":
+        needed = response_columns(model.design.response)
+        if all(c in newdata for c in needed):
+            return sum(evaluate(e, newdata, "response") for e in cols)
+        raise ValueError(f"newdata: binomial predictions need the number of trials: columns "
+                         f"{', '.join(map(repr, needed))} (cbind({cols[0]}, {cols[1]})).")
     if kind == "trials" and cols[1] in newdata:
         return newdata[cols[1]].to_numpy(float)
     if kind == "cbind" and all(c in newdata for c in cols):
@@ -125,8 +133,10 @@ def linear_predictor_draws(fit, newdata: pd.DataFrame, groups: str = "existing",
         terms.append((Z, codes))
     beta = d["beta"].reshape(chains * draws, -1) if "beta" in d else np.zeros((chains * draws, 0))
     with jax.enable_x64(True):
+        offset = offset_values(design.offsets, new)
         data = ModelData(y=jnp.zeros(len(new)), X=jnp.asarray(X), trials=jnp.ones(len(new)),
-                         offset=jnp.zeros(len(new)), log_base=jnp.zeros(()),
+                         offset=jnp.zeros(len(new)) if offset is None else jnp.asarray(offset),
+                         log_base=jnp.zeros(()),
                          terms=tuple((jnp.asarray(Z), jnp.asarray(c)) for Z, c in terms))
         eta = jax.vmap(lambda b, beta: linear_predictor(b, beta, data))(
             tuple(jnp.asarray(b) for b in b_draws), jnp.asarray(beta))

