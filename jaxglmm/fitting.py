@@ -21,6 +21,7 @@ from .model import Model
 from .parameters import LATENT, box_draw, is_latent, psi_indices
 from .partial import collapsed_term
 from .problem import Problem, build_problem
+from .progress import report
 from .sampling import (ChainEnd, chain_end, compile_seconds, default_chain_method,
                        sample_chains, use_persistent_cache)
 
@@ -234,7 +235,9 @@ def sample(model: Model, chains: int = 4, warmup: int = 1000, draws: int = 1000,
         sample_keys = np.asarray(jax.random.key_data(jax.random.split(sample_key, chains)))
         run = _run(model, settings, (layout, shift), starts[0], x0,
                    jax.random.split(warmup_key, chains), sample_keys, warmup, draws, progress)
-    return run._replace(info=dict(run.info, compile_s=compile_seconds() - compile_start))
+    run = run._replace(info=dict(run.info, compile_s=compile_seconds() - compile_start))
+    report(run.info, int(np.sum(run.sample_stats["diverging"])), progress)
+    return run
 
 
 def _run(model: Model, settings: RunSettings, basis: tuple, template: dict, x0, warmup_keys,
@@ -299,4 +302,5 @@ def extend(model: Model, run: Run, draws: int, progress: bool = True) -> Run:
                     warmup_s=info.get("warmup_s", 0.0),
                     sampling_s=info.get("sampling_s", 0.0) + more.info["sampling_s"],
                     compile_s=info.get("compile_s", 0.0) + more.info.get("compile_s", 0.0))
+    report(dict(more.info, warmup=0), int(np.sum(more.sample_stats["diverging"])), progress)
     return more._replace(draws=joined, sample_stats=stats, info=new_info)

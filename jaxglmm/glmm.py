@@ -187,7 +187,10 @@ class GLMM:
             method: "auto" (collapsed for gaussian identity models, else joint), "joint" (b
                 sampled with psi), or "collapsed" (b integrated out, drawn exactly given
                 psi for every kept draw; with several terms, the largest term's).
-            progress: show a progress bar when sampling takes more than two seconds.
+            progress: True (default): a progress bar where one can be drawn (a terminal, or
+                Jupyter's widget bar; shown after two seconds; never in a log file or CI
+                output; JAXGLMM_PROGRESS=0 or 1 turns bars off or always on) and one
+                summary line on stderr at the end; False: nothing.
             chunk: iterations per jitted chunk (50; progress and memory granularity: the
                 host holds the kept draws, the device one chunk).
             thin: keep every thin-th draw (draws // thin are kept).

@@ -31,6 +31,7 @@ from blackjax.adaptation.window_adaptation import build_schedule
 
 from .adaptation import WarmupState, as_metric, metric_factors, warmup_fns
 from .config import SamplerConfig
+from .progress import bar_kind, make_bar
 
 Array = jax.Array
 
@@ -186,13 +187,6 @@ def _kernel_fns(config: SamplerConfig):
 def _chunk_length(num_warmup: int, num_draws: int, target: int) -> int:
     """Scan length shared by both phases: at most `target`, no longer than either phase."""
     return max(1, min(target, max(num_warmup, num_draws)))
-
-
-def _progress(total: int, enabled: bool, desc: str):
-    if not enabled or total == 0:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, delay=2.0, leave=False)
 
 
 def _make_chunk_fn(make_logdensity: Callable, transform: Callable, config: SamplerConfig,
@@ -436,7 +430,8 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
     compiled = _compiled_chunk(cache_key, make_logdensity, transform, config, args,
                                None if sharding is None else sharding.mesh)
 
-    bar = _progress(num_warmup, progress, "warmup")
+    kind = bar_kind(progress)
+    bar = make_bar(num_warmup, "warmup", kind)
     try:
         schedule = np.asarray(build_schedule(num_warmup), np.int32) if num_warmup else None
         states, ws, *_ = _run_phase(compiled, states, ws, data, warmup_keys, num_warmup, k,
@@ -450,7 +445,7 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
     jax.block_until_ready(ws.step_size)
     t1, c1 = time.perf_counter(), compile_seconds()
 
-    bar = _progress(num_draws, progress, "sampling")
+    bar = make_bar(num_draws, "sampling", kind)
     try:
         states, ws, kept, stats, done = _run_phase(
             compiled, states, ws, data, sample_keys, num_draws, k, start_step, None, False,

