@@ -8,6 +8,7 @@ from .fitting import (collapsed_terms, constrain, initial_position, initial_posi
                       problem, sample)
 from .formula import parse_formula
 from .model import Model, build_model
+from .prior_predictive import sample_prior
 from .priors import Priors
 from .problem import Problem
 from .results import Fit
@@ -218,6 +219,23 @@ class GLMM:
                      method=method, progress=progress, chunk=chunk, thin=thin, keep_b=keep_b,
                      chain_method=chain_method, basis=basis, mass_matrix=mass_matrix)
         return Fit.from_run(self.model, run)
+
+    def sample_prior(self, draws: int = 500, seed=0, include_b: bool = True):
+        """Draws from the prior and the prior predictive distribution, without the data
+        (brms' sample_prior = "only", Bambi's prior_predictive).
+
+        Args:
+            draws: number of draws.
+            seed: an integer or a jax.random key.
+            include_b: keep the random effects b in the prior group.
+        Returns:
+            An arviz.InferenceData with groups prior (beta, mu, tau, sigma, D, sd, corr, b
+            and the random hyperparameters, (1, draws, ...), named dims as the
+            posterior's), prior_predictive (y, (1, draws, n_obs)) and observed_data.
+        Raises:
+            ValueError: a flat prior on beta or mu, which cannot be drawn from.
+        """
+        return sample_prior(self.model, draws, seed, include_b)
 
     def __str__(self) -> str:
         return self.describe()

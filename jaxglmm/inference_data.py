@@ -195,7 +195,9 @@ def as_response(y: np.ndarray, model) -> np.ndarray:
 # ------------------------------------------------------------------------ InferenceData
 
 
-def _dataset(values: dict, dims: dict, coords: dict, chain_draw: bool = True):
+def named_dataset(values: dict, dims: dict, coords: dict, chain_draw: bool = True):
+    """An xarray Dataset of `values` with leading (chain, draw) dims (unless not
+    `chain_draw`), then each variable's `dims` and the `coords` of those dims."""
     import xarray as xr
 
     data_vars = {}
@@ -215,7 +217,7 @@ def posterior_dataset(fit, include_b: bool = True):
     described = posterior_dims(fit, names)
     dims = {k: v[0] for k, v in described.items()}
     coords = {dim: values for _, c in described.values() for dim, values in c.items()}
-    return _dataset({k: fit.draws[k] for k in names}, dims, coords)
+    return named_dataset({k: fit.draws[k] for k in names}, dims, coords)
 
 
 def sample_stats_dataset(fit):
@@ -224,7 +226,7 @@ def sample_stats_dataset(fit):
     C, S = _chain_draw(fit)
     if "step_size" not in stats and fit.step_size is not None:
         stats["step_size"] = np.broadcast_to(np.asarray(fit.step_size)[:, None], (C, S))
-    return _dataset(stats, {}, {})
+    return named_dataset(stats, {}, {})
 
 
 def to_inference_data(fit, posterior_predictive: bool = False, include_b: bool = True, *,
@@ -248,15 +250,15 @@ def to_inference_data(fit, posterior_predictive: bool = False, include_b: bool =
     groups = {
         "posterior": posterior_dataset(fit, include_b),
         "sample_stats": sample_stats_dataset(fit),
-        "observed_data": _dataset({y_name: as_response(fit.model.arrays.y, fit.model)},
+        "observed_data": named_dataset({y_name: as_response(fit.model.arrays.y, fit.model)},
                                   obs_dims, {}, chain_draw=False),
     }
     if log_likelihood and not fit.info.get("keep_b", True):
         log_likelihood = False  # no b draws: nothing to condition on (keep_b=False)
     if log_likelihood:
-        groups["log_likelihood"] = _dataset({y_name: log_likelihood_draws(fit)}, obs_dims, {})
+        groups["log_likelihood"] = named_dataset({y_name: log_likelihood_draws(fit)}, obs_dims, {})
     if posterior_predictive:
-        groups["posterior_predictive"] = _dataset(
+        groups["posterior_predictive"] = named_dataset(
             {y_name: posterior_predictive_draws(fit, seed)}, obs_dims, {})
     return az.InferenceData(**groups)
 
