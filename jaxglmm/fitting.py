@@ -163,6 +163,19 @@ def initial_positions(model: Model, seed, chains: int, method: str = "auto") -> 
             for k_c in jax.random.split(init_key, chains)]
 
 
+def initial_points(model: Model, seed, chains: int, method: str = "auto",
+                   basis: str = "centred") -> np.ndarray:
+    """The flat starting points (chains, d) that `sample(chains=..., seed=seed, method=...,
+    basis=...)` starts from, in the sampler's basis: what `problem(...).make_logdensity`
+    takes (`initial_positions` as flat vectors)."""
+    method = resolve_method(model, method)
+    layout, shift = sampler_basis(model, method, basis)
+    with jax.enable_x64(model.dtype == "float64"):
+        starts = initial_positions(model, seed, chains, method)
+        return np.stack([np.asarray(ravel_pytree(to_sampler(s, layout, shift))[0])
+                         for s in starts])
+
+
 def sampler_scale(model: Model, template: dict) -> np.ndarray:
     """A typical size of each coordinate of the flat position (as ravel_pytree orders
     `template`): the half-widths of the initial box, which follow the data's units (prior
@@ -225,15 +238,15 @@ def sample(model: Model, chains: int = 4, warmup: int = 1000, draws: int = 1000,
     layout, shift = sampler_basis(model, method, basis)
     with jax.enable_x64(model.dtype == "float64"):
         _, warmup_key, sample_key = jax.random.split(key, 3)
-        starts = initial_positions(model, key, chains, method)
-        x0 = jnp.stack([ravel_pytree(to_sampler(start, layout, shift))[0] for start in starts])
+        template = initial_positions(model, 0, 1, method)[0]  # the position's shapes
+        x0 = jnp.asarray(initial_points(model, key, chains, method, basis))
         if form == "block":
-            config = replace(config, mass_block=psi_indices(starts[0]))
+            config = replace(config, mass_block=psi_indices(template))
         settings = RunSettings(method=method, sampler=config, chains=chains, warmup=warmup,
                                chunk=chunk, thin=thin, keep_b=bool(keep_b), basis=basis,
                                seed=seed if isinstance(seed, int) else None)
         sample_keys = np.asarray(jax.random.key_data(jax.random.split(sample_key, chains)))
-        run = _run(model, settings, (layout, shift), starts[0], x0,
+        run = _run(model, settings, (layout, shift), template, x0,
                    jax.random.split(warmup_key, chains), sample_keys, warmup, draws, progress)
     run = run._replace(info=dict(run.info, compile_s=compile_seconds() - compile_start))
     report(run.info, int(np.sum(run.sample_stats["diverging"])), progress)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from .design import ArrayData, prepare_arrays
 from .families import Family, make_family
-from .fitting import (collapsed_terms, constrain, initial_position, initial_positions,
-                      problem, sample)
+from .fitting import (collapsed_terms, constrain, initial_points, initial_position,
+                      initial_positions, problem, sample)
 from .formula import parse_formula
 from .model import Model, build_model
 from .prior_predictive import sample_prior
@@ -145,6 +145,12 @@ class GLMM:
     def initial_positions(self, seed, chains: int, method: str = "auto") -> list[dict]:
         """The starting positions `sample` uses, one dict per chain."""
         return initial_positions(self.model, seed, chains, method)
+
+    def initial_points(self, seed, chains: int, method: str = "auto",
+                       basis: str = "centred"):
+        """The flat starting points (chains, d) `sample` uses, in the sampler's basis: the
+        x that `problem(method, ..., basis=basis).logdensity()` takes."""
+        return initial_points(self.model, seed, chains, method, basis)
 
     def collapsed_terms(self, method: str = "auto") -> tuple:
         """Indices of the terms whose b `method` integrates out (`fitting.collapsed_terms`)."""

@@ -171,3 +171,25 @@ def test_problem_is_public_and_its_log_density_is_the_models():
                                    rtol=1e-12)
         draw = problem.transform(x, problem.data, jax.random.key(0))
         assert {"beta", "D|id", "D|item"} <= set(draw)
+
+
+def test_initial_points_are_samples_starting_points():
+    """GLMM.initial_points gives the flat x0 that sample starts from: a user's own loop on
+    GLMM.problem starts at the same log density as jaxglmm's first step."""
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(6), 5)
+    x = 50 + rng.normal(size=30)
+    model = jg.GLMM.from_arrays(rng.integers(0, 2, 30), np.ones(30), g, X=x[:, None],
+                                family="bernoulli")
+    x0 = model.initial_points(seed=3, chains=2)
+    starts = model.initial_positions(seed=3, chains=2, method="joint")
+    problem = model.problem("joint", starts[0], basis="centred")
+    layout, shift = fitting.sampler_basis(model.model, "joint", "centred")
+    with jax.enable_x64(True):
+        for k in range(2):
+            user = basis_mod.to_user(problem.unravel(jnp.asarray(x0[k])), layout,
+                                     jax.tree.map(jnp.asarray, shift))
+            for name, v in starts[k].items():
+                np.testing.assert_allclose(user[name], v, rtol=1e-12, atol=1e-12)
+            assert float(problem.logdensity()(jnp.asarray(x0[k]))) == pytest.approx(
+                float(model.logdensity_fn(starts[k])), rel=1e-10)
