@@ -192,8 +192,11 @@ def _indent(text: str) -> str:
 
 def model_options(args: argparse.Namespace) -> dict:
     """Keyword arguments of `jaxglmm.GLMM(formula, data, ...)` from the parsed options."""
-    return {"family": args.family, "link": args.link, "centred": args.centred,
-            "na_action": args.na_action}
+    options = {"family": args.family, "link": args.link, "centred": args.centred,
+               "na_action": args.na_action}
+    if getattr(args, "weights", None) is not None:
+        options["weights"] = args.weights
+    return options
 
 
 def sample_options(args: argparse.Namespace) -> dict:

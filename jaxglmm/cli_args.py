@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--offset", action="append", default=[], metavar="EXPR",
                      help="a known term of the linear predictor, e.g. 'log(exposure)': the "
                           "same as '+ offset(EXPR)' in the formula (may be repeated: summed)")
+    fit.add_argument("--weights", default=None, metavar="COLUMN",
+                     help="a column of observation weights: each row's log likelihood is "
+                          "multiplied by its weight (brms' weights(), lme4's weights)")
     fit.add_argument("--link", default=None, metavar="LINK",
                      help=f"link function ({_links_help()}); default: the first one")
     _add_sampler_size(fit, chains=4, warmup=1000, draws=1000)

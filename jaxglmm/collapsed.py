@@ -31,31 +31,34 @@ Array = jax.Array
 
 
 class SufficientStats(NamedTuple):
-    """Sufficient statistics of a gaussian LMM (N clusters; p fixed, q random columns)."""
+    """Sufficient statistics of a gaussian LMM (N clusters; p fixed, q random columns), each
+    sum over observations weighted by the observation weights w (a row of weight w counts as
+    w rows: the weighted likelihood prod_ij p(y_ij | b, psi)^w_ij)."""
 
-    ZtZ: Array   # (N, q, q)
+    ZtZ: Array   # (N, q, q)  sum w z z'
     ZtX: Array   # (N, q, p)
     Zty: Array   # (N, q)   with y - offset
     WtW: Array   # (p + q, p + q)  W = [X, Z] over all observations
     Wty: Array   # (p + q,)
     yty: Array   # ()
-    m: Array     # (N,) cluster sizes
+    m: Array     # (N,) cluster sizes (sums of weights)
 
 
 def sufficient_stats(data: ModelData, N: int) -> SufficientStats:
     """Per-cluster and global sums from the observation arrays (one pass, segment sums) of a
     model with one random-effect term (N levels)."""
     y = data.y - data.offset
-    X = data.X
+    X, wt = data.X, data.weights
     (Z, cluster), = data.terms
     seg = lambda v: jax.ops.segment_sum(v, cluster, num_segments=N)  # noqa: E731
     W = jnp.concatenate([X, Z], axis=1)
+    Zw = Z * wt[:, None]
     return SufficientStats(
-        ZtZ=seg(Z[:, :, None] * Z[:, None, :]),
-        ZtX=seg(Z[:, :, None] * X[:, None, :]),
-        Zty=seg(Z * y[:, None]),
-        WtW=W.T @ W, Wty=W.T @ y, yty=y @ y,
-        m=seg(jnp.ones_like(y)),
+        ZtZ=seg(Zw[:, :, None] * Z[:, None, :]),
+        ZtX=seg(Zw[:, :, None] * X[:, None, :]),
+        Zty=seg(Zw * y[:, None]),
+        WtW=(W * wt[:, None]).T @ W, Wty=W.T @ (wt * y), yty=y @ (wt * y),
+        m=seg(wt),
     )
 
 

@@ -30,7 +30,8 @@ class ModelData(NamedTuple):
     X: Array        # (n_obs, p)
     trials: Array   # (n_obs,) binomial trials (ones for other families)
     offset: Array   # (n_obs,) added to the linear predictor
-    log_base: Array  # () sum of the data-only terms of the likelihood (family.log_base)
+    weights: Array  # (n_obs,) each observation's log likelihood is multiplied by its weight
+    log_base: Array  # () weighted sum of the data-only terms of the likelihood (family.log_base)
     terms: tuple    # ((Z_k (n_obs, q_k), cluster_k (n_obs,) int), ...) one pair per term
 
 
@@ -203,7 +204,8 @@ def random_effects_and_log_jacobian(position: dict, psi: Psi, spec: ModelSpec,
         b, jac = guided_effects(
             position[term.name("z")], _eta_without_term(k, bs, psi, spec, data), Z, cluster,
             t.mu, term_precision(t, term),
-            lambda eta: spec.family.log_kernel(data.y, eta, psi.tau, data.trials),
+            lambda eta: data.weights * spec.family.log_kernel(data.y, eta, psi.tau,
+                                                              data.trials),
             term.newton_steps)
         bs.append(b)
         log_jac = log_jac + jac
@@ -240,9 +242,10 @@ def linear_predictor(b, beta: Array, data: ModelData) -> Array:
 
 
 def pointwise_log_likelihood(b, psi: Psi, data: ModelData, family: Family) -> Array:
-    """log p(y_ij | b, beta, tau) per observation, (n_obs,)."""
+    """w_ij log p(y_ij | b, beta, tau) per observation (n_obs,): weighted as in the
+    likelihood."""
     eta = linear_predictor(b, psi.beta, data)
-    return family.log_density(data.y, eta, psi.tau, data.trials)
+    return data.weights * family.log_density(data.y, eta, psi.tau, data.trials)
 
 
 def _log_prior_term_b(position: dict, t: TermPsi, b: Array, term: TermSpec) -> Array:
@@ -300,7 +303,8 @@ def log_posterior(position: dict, data: ModelData, spec: ModelSpec) -> Array:
     psi, log_jac = unpack(position, spec)
     b, log_jac_b = random_effects_and_log_jacobian(position, psi, spec, data)
     eta = linear_predictor(b, psi.beta, data)
-    loglik = jnp.sum(spec.family.log_kernel(data.y, eta, psi.tau, data.trials)) + data.log_base
+    loglik = jnp.sum(data.weights * spec.family.log_kernel(data.y, eta, psi.tau, data.trials)
+                     ) + data.log_base
     return (loglik + log_prior_b(position, psi, b, spec) + log_jac_b
             + log_prior_psi(psi, spec) + log_jac)
 

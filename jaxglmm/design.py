@@ -38,6 +38,11 @@ class ArrayData:
     offset: np.ndarray   # (n_obs,)
     x_names: tuple       # (p,)
     terms: tuple = ()    # (RandomTerm, ...) K terms, in the formula's order
+    weights: np.ndarray | None = None  # (n_obs,) >= 0, each row's log likelihood multiplier
+
+    def __post_init__(self):
+        if self.weights is None:
+            object.__setattr__(self, "weights", np.ones(self.y.shape[0]))
 
 
 def _is_missing(v) -> bool:
@@ -261,24 +266,25 @@ def encode_groups(groups, n: int, name: str = "groups") -> tuple[np.ndarray, tup
 
 
 def prepare_arrays(y, Z, groups, X, family: Family, trials, offset, x_names,
-                   z_names) -> ArrayData:
+                   z_names, weights=None) -> ArrayData:
     """Validate and copy the arrays of `GLMM.from_arrays` (one random-effect term).
 
     Raises:
         ValueError: disagreeing lengths, NaN/inf, y outside the family's support, bad trials,
             an empty Z, X and Z sharing a column, or bad names.
     """
-    common = prepare_common(y, X, family, trials, offset, x_names)
+    common = prepare_common(y, X, family, trials, offset, x_names, weights)
     term = random_term(Z, groups, common, z_names)
     return replace(common, terms=(term,))
 
 
-def prepare_common(y, X, family: Family, trials, offset, x_names) -> ArrayData:
-    """Validate and copy what every term shares: y, X, trials, offset and x_names; the
-    returned ArrayData has no terms yet (add them with `random_term`).
+def prepare_common(y, X, family: Family, trials, offset, x_names,
+                   weights=None) -> ArrayData:
+    """Validate and copy what every term shares: y, X, trials, offset, x_names and weights
+    (None: ones); the returned ArrayData has no terms yet (add them with `random_term`).
 
     Raises:
-        ValueError: naming y, X, trials, offset or x_names and the first bad row.
+        ValueError: naming y, X, trials, offset, x_names or weights and the first bad row.
     """
     y = _as_float(y, "y", 1)
     n = y.shape[0]
@@ -314,7 +320,27 @@ def prepare_common(y, X, family: Family, trials, offset, x_names) -> ArrayData:
         trials = np.ones(n)
     family.check_response(y, trials if family.has_trials else None)
     x_names = _names(x_names, _default_names(X, "x"), "x_names")
-    return ArrayData(y, X, trials, offset, x_names)
+    return ArrayData(y, X, trials, offset, x_names, weights=check_weights(weights, n))
+
+
+def check_weights(weights, n: int, name: str = "weights") -> np.ndarray:
+    """A float64 copy (n,) of observation weights: finite, >= 0, not all 0 (None: ones).
+
+    Raises:
+        ValueError: naming `name` and the first bad row.
+    """
+    if weights is None:
+        return np.ones(n)
+    w = _as_float(weights, name, 1)
+    _check_length(w, name, n)
+    check_finite(w, name)
+    if np.any(w < 0):
+        row = int(np.flatnonzero(w < 0)[0])
+        raise ValueError(f"{name}: row {row} has {w[row]:.6g}; weights must be >= 0 (each "
+                         "row's log likelihood is multiplied by its weight).")
+    if not np.any(w > 0):
+        raise ValueError(f"{name}: all weights are 0; the model would have no data.")
+    return w
 
 
 def random_term(Z, groups, common: ArrayData, z_names=None, name: str = "group",
@@ -374,6 +400,7 @@ def information_ratio(arrays: ArrayData, family: Family, term: int = 0) -> float
     term `term` (0: the first).
     """
     w, v = family.working_weight(arrays.y, arrays.trials)
+    w = w * arrays.weights  # a row of weight w counts as w rows
     t = arrays.terms[term]
     col_var = np.var(t.Z, axis=0)
     v_k = np.where(col_var > 0, v / np.where(col_var > 0, col_var, 1.0), v)

@@ -156,7 +156,8 @@ def group_labels(data: pd.DataFrame, cols: tuple, name: str) -> np.ndarray:
     return data[list(cols)].astype(str).agg(":".join, axis=1).to_numpy(dtype=object)
 
 
-def parse_formula(formula: str, data, family: Family, na_action: str = "raise") -> FormulaDesign:
+def parse_formula(formula: str, data, family: Family, na_action: str = "raise",
+                  weights=None) -> FormulaDesign:
     """Validate a formula against a DataFrame and build the model arrays.
 
     Column names that are not Python identifiers are written in backticks, as formulae
@@ -164,10 +165,15 @@ def parse_formula(formula: str, data, family: Family, na_action: str = "raise") 
     written at all. "offset(expr)" terms of the fixed part are evaluated and summed into
     the linear predictor's known offset (not coefficients), as in lme4.
 
+    `weights`: None, a column name of `data`, or an array with one weight per row of `data`:
+    each observation's log likelihood is multiplied by its weight (brms' weights(), lme4's
+    weights).
+
     Raises:
         ValueError: bad formula, missing column, missing values (na_action="raise"), a
-            grouping factor with one level, a response the family cannot take. Rows in
-            messages are positions in `data` (0-based), also after na_action="drop".
+            grouping factor with one level, a response the family cannot take, bad weights.
+            Rows in messages are positions in `data` (0-based), also after
+            na_action="drop".
     """
     if not isinstance(data, pd.DataFrame):
         fail(f"data: must be a pandas DataFrame, got {type(data).__name__}.")
@@ -184,7 +190,8 @@ def parse_formula(formula: str, data, family: Family, na_action: str = "raise") 
     for t in terms:
         expr_cols += sorted(variables(t.expr, f"term ({t.expr} | {t.name})", hint))
     groups = [c for t in terms for c in t.factors]
-    used = list(dict.fromkeys(response_cols + expr_cols + groups))
+    weight_col = [weights] if isinstance(weights, str) else []
+    used = list(dict.fromkeys(response_cols + expr_cols + groups + weight_col))
     columns = [str(c) for c in data.columns]
     missing = [c for c in used if c not in columns]
     if missing:
@@ -199,6 +206,14 @@ def parse_formula(formula: str, data, family: Family, na_action: str = "raise") 
              "it would be dropped silently; rename it.")
     frame = data.iloc[:, [columns.index(c) for c in used]].copy()
     frame.columns = used
+    if weights is not None and not weight_col:  # an array: one weight per row of data
+        try:
+            n_w = len(weights)
+        except TypeError:
+            n_w = None
+        if n_w != len(data):
+            fail(f"weights: must be a column name or one weight per row of data ({len(data)} "
+                 f"rows); got {'no sequence' if n_w is None else f'{n_w} values'}.")
     na = frame.isna()
     rows = na.any(axis=1).to_numpy()
     n_dropped = 0
@@ -221,8 +236,10 @@ def parse_formula(formula: str, data, family: Family, na_action: str = "raise") 
         fail("data: is empty; the model needs at least one observation.")
     kept = np.flatnonzero(~rows)  # row of the reduced frame -> row of data
     try:
+        w = (frame[weights] if weight_col else None if weights is None
+             else np.asarray(weights, dtype=object)[~rows])
         arrays, x_names = _build_arrays(frame, response, parts, family,
-                                        list(dict.fromkeys(response_cols + expr_cols)))
+                                        list(dict.fromkeys(response_cols + expr_cols)), w)
     except ValueError as err:
         message = str(err)
         if n_dropped:  # rows as the caller counts them
@@ -270,7 +287,7 @@ def offset_values(offsets: tuple, frame: pd.DataFrame) -> np.ndarray | None:
 
 
 def _build_arrays(frame: pd.DataFrame, response: tuple, parts: FormulaParts, family: Family,
-                  expr_cols: list) -> tuple[ArrayData, tuple]:
+                  expr_cols: list, weights=None) -> tuple[ArrayData, tuple]:
     """The model arrays from the complete rows `frame` (modified: columns normalised)."""
     lhs, fixed, terms, offsets = parts
     _normalise_columns(frame, expr_cols)
@@ -297,7 +314,8 @@ def _build_arrays(frame: pd.DataFrame, response: tuple, parts: FormulaParts, fam
     offset_what = " + ".join(f"offset({e})" for e in offsets)
     try:
         common = prepare_common(y, X if X.shape[1] else None, family,
-                                trials if family.has_trials else None, offset, x_names)
+                                trials if family.has_trials else None, offset, x_names,
+                                weights)
     except ValueError as err:  # name the formula's columns, not from_arrays' arguments
         message = str(err)
         for arg, what in (("y: ", f"response {lhs.strip()!r}: "),

@@ -29,7 +29,8 @@ class GLMM:
 
     def __init__(self, formula: str, data, family="gaussian", priors: Priors | None = None, *,
                  link: str | None = None, centred: bool | str | dict | None = None,
-                 factor: str = "D", dtype: str = "float64", na_action: str = "raise"):
+                 factor: str = "D", dtype: str = "float64", na_action: str = "raise",
+                 weights=None):
         """A model from an lme4-style formula and a pandas DataFrame.
 
         Args:
@@ -48,12 +49,16 @@ class GLMM:
             na_action: "raise" (default: missing values in the used columns are an error
                 that says how many rows and which columns) or "drop" (drop those rows, with
                 a warning saying how many).
+            weights: None, a column name, or one number >= 0 per row of `data`: each
+                observation's log likelihood is multiplied by its weight, as brms'
+                `weights()` and lme4's `weights` do (an integer weight k counts the row k
+                times; 0 leaves it out). Not a precision and not a sampling weight.
         Raises:
             ValueError: a formula that does not parse, a missing column, a grouping factor
                 with one level, a response the family cannot take, missing values.
         """
         fam = make_family(family, link)
-        design = parse_formula(formula, data, fam, na_action)
+        design = parse_formula(formula, data, fam, na_action, weights)
         model = build_model(design.arrays, fam, priors, centred, factor, dtype,
                             formula=formula, design=design, na_action=na_action)
         object.__setattr__(self, "model", model)
@@ -79,7 +84,7 @@ class GLMM:
     def from_arrays(cls, y, Z, groups, X=None, family="gaussian", trials=None, offset=None,
                     priors: Priors | None = None, x_names=None, z_names=None, *,
                     link: str | None = None, centred: bool | str | None = None, factor: str = "D",
-                    dtype: str = "float64") -> "GLMM":
+                    dtype: str = "float64", weights=None) -> "GLMM":
         """A model from arrays.
 
         Args:
@@ -101,11 +106,14 @@ class GLMM:
                 fixed number of Newton steps (`jaxglmm.laplace`; exact, every term).
             factor: "D" (default) or "omega": which Cholesky factor the sampler moves.
             dtype: "float64" (default) or "float32" for the computations.
+            weights: observation weights (n_obs,) >= 0 multiplying each log likelihood term
+                (see `GLMM(...)`); None: ones.
         Raises:
             ValueError: any bad input, naming the argument and the first bad row.
         """
         fam = make_family(family, link)
-        arrays = prepare_arrays(y, Z, groups, X, fam, trials, offset, x_names, z_names)
+        arrays = prepare_arrays(y, Z, groups, X, fam, trials, offset, x_names, z_names,
+                                weights)
         return cls.from_array_data(arrays, fam, priors, centred=centred, factor=factor,
                                    dtype=dtype)
 

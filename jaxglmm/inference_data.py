@@ -123,9 +123,9 @@ def pointwise_log_likelihood(beta, b, tau, data, family):
     Returns:
         (C, S, n_obs).
     """
-    def one(beta, b, tau):
+    def one(beta, b, tau):  # weighted, as the likelihood is
         eta = linear_predictor(b, beta, data)
-        return family.log_density(data.y, eta, tau, data.trials)
+        return data.weights * family.log_density(data.y, eta, tau, data.trials)
     return jax.vmap(jax.vmap(one))(beta, b, tau)
 
 

@@ -97,14 +97,16 @@ def _common_arrays(ds, terms: tuple) -> ArrayData:
     return ArrayData(y=np.asarray(ds["y"].values, float), X=np.asarray(ds["X"].values, float),
                      trials=np.asarray(ds["trials"].values, float),
                      offset=np.asarray(ds["offset"].values, float),
-                     x_names=_names(ds["x_names"].values), terms=terms)
+                     x_names=_names(ds["x_names"].values), terms=terms,
+                     weights=np.asarray(ds["weights"].values, float) if "weights" in ds
+                     else None)
 
 
 def _same_arrays(a: ArrayData, b: ArrayData) -> bool:
     if len(a.terms) != len(b.terms) or a.x_names != b.x_names:
         return False
     if not all(np.array_equal(getattr(a, k), getattr(b, k))
-               for k in ("y", "X", "trials", "offset")):
+               for k in ("y", "X", "trials", "offset", "weights")):
         return False
     return all(np.array_equal(s.Z, t.Z) and np.array_equal(s.cluster, t.cluster)
                and s.groups == t.groups and s.z_names == t.z_names and s.name == t.name
@@ -115,7 +117,10 @@ def _design(meta: dict, frame, family, arrays: ArrayData | None):
     """The parsed formula (what predictions need) of a saved formula model, or None with a
     warning when this version parses it into other arrays than `arrays` (or fails)."""
     try:
-        design = parse_formula(meta["formula"], frame, family, meta.get("na_action") or "raise")
+        # the saved weights (a column or an array): the design must give the saved arrays
+        weights = None if arrays is None else arrays.weights
+        design = parse_formula(meta["formula"], frame, family, meta.get("na_action") or "raise",
+                               weights)
         if arrays is not None and not _same_arrays(design.arrays, arrays):
             raise ValueError("the formula gives other model arrays than the saved ones")
         return design

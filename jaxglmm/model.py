@@ -86,9 +86,11 @@ class Model:
         f = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
         y, trials = jnp.asarray(a.y, f), jnp.asarray(a.trials, f)
         terms = tuple((jnp.asarray(t.Z, f), jnp.asarray(t.cluster)) for t in a.terms)
+        w = jnp.asarray(a.weights, f)
         return ModelData(y=y, X=jnp.asarray(a.X, f), trials=trials,
-                         offset=jnp.asarray(a.offset, f),
-                         log_base=jnp.sum(self.spec.family.log_base(y, trials)), terms=terms)
+                         offset=jnp.asarray(a.offset, f), weights=w,
+                         log_base=jnp.sum(w * self.spec.family.log_base(y, trials)),
+                         terms=terms)
 
     @property
     def logdensity_fn(self):
@@ -243,6 +245,9 @@ def describe(model: Model) -> str:
     if model.formula is not None:
         lines.append(f"  formula: {model.formula}")
     lines.append(f"  data: {a.y.shape[0]} observations")
+    if np.any(a.weights != 1.0):
+        lines.append(f"  weights: w_ij in [{a.weights.min():.4g}, {a.weights.max():.4g}], sum "
+                     f"{a.weights.sum():.6g} (each log likelihood term multiplied by w_ij)")
     has_offset = bool(np.any(a.offset != 0))
     parts = (["offset_ij"] if has_offset else []) + (["x_ij' beta"] if spec.p else [])
     for ts in spec.terms:

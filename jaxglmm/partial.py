@@ -42,10 +42,10 @@ def collapsed_term(spec: ModelSpec) -> int:
 
 
 def partial_data(data: ModelData, spec: ModelSpec, c: int) -> PartialData:
-    """PartialData for term c (the per-level Z'Z computed once)."""
+    """PartialData for term c (the per-level weighted Z'WZ computed once)."""
     Z, cluster = data.terms[c]
-    ZtZ = jax.ops.segment_sum(Z[:, :, None] * Z[:, None, :], cluster,
-                              num_segments=spec.terms[c].N)
+    ZtZ = jax.ops.segment_sum((Z * data.weights[:, None])[:, :, None] * Z[:, None, :],
+                              cluster, num_segments=spec.terms[c].N)
     return PartialData(data, ZtZ)
 
 
@@ -66,10 +66,11 @@ def log_posterior_partial(position: dict, pdata: PartialData, spec: ModelSpec,
     bs, b_jac, y_o, Z, cluster = _rest(position, psi, pdata, spec, c)
     t, term = psi.terms[c], spec.terms[c]
     r = y_o - Z @ t.mu
-    v = jax.ops.segment_sum(Z * r[:, None], cluster, num_segments=term.N)
+    wr = pdata.data.weights * r  # weighted likelihood: sums over rows carry w
+    v = jax.ops.segment_sum(Z * wr[:, None], cluster, num_segments=term.N)
     _, chol_A = level_precision(t, term, psi.tau, pdata.ZtZ)
-    n = jnp.asarray(r.shape[0], r.dtype)
-    loglik = marginal_from_residual(chol_A, t.logdet_omega, psi.tau, v, r @ r, n, term.N)
+    n = jnp.sum(pdata.data.weights)
+    loglik = marginal_from_residual(chol_A, t.logdet_omega, psi.tau, v, r @ wr, n, term.N)
     return (loglik + log_prior_b(position, psi, bs, spec) + log_prior_psi(psi, spec) + log_jac
             + b_jac)
 
@@ -82,6 +83,7 @@ def draw_b_partial(key: Array, position: dict, pdata: PartialData, spec: ModelSp
     bs, _, y_o, Z, cluster = _rest(position, psi, pdata, spec, c)
     t, term = psi.terms[c], spec.terms[c]
     omega, chol_A = level_precision(t, term, psi.tau, pdata.ZtZ)
-    Zty = jax.ops.segment_sum(Z * y_o[:, None], cluster, num_segments=term.N)
+    Zty = jax.ops.segment_sum(Z * (pdata.data.weights * y_o)[:, None], cluster,
+                              num_segments=term.N)
     b_c = draw_from_precision(key, chol_A, omega @ t.mu + psi.tau * Zty)
     return tuple(b_c if k == c else b for k, b in enumerate(bs))

@@ -10,7 +10,7 @@ File layout (netCDF4/HDF5 written by xarray with the h5netcdf engine):
     /posterior       the draws with named dims, as in `Fit.to_arviz` (ArviZ reads the file too)
     /sample_stats    the sample statistics, and step_size per draw
     /observed_data   the response
-    /jaxglmm_model   the model's arrays: y, X, trials, offset, x_names, and for every
+    /jaxglmm_model   the model's arrays: y, X, trials, offset, weights, x_names, and for every
                      random-effect term k = 0, 1, ...: Z_k, cluster_k, groups_k, z_names_k
                      (its grouping factor and free mean columns in the attributes); format
                      version 1 held term 1 only, as Z, cluster, groups, z_names
@@ -276,7 +276,7 @@ def _model_dataset(model):
 
     a = model.arrays
     data = {"y": (("obs",), a.y), "X": (("obs", "x"), a.X), "trials": (("obs",), a.trials),
-            "offset": (("obs",), a.offset),
+            "offset": (("obs",), a.offset), "weights": (("obs",), a.weights),
             "x_names": (("x",), np.array(a.x_names, dtype=object))}
     label_types = []
     for k, t in enumerate(a.terms):

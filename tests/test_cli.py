@@ -87,9 +87,10 @@ def fake_glmm(calls: dict, sample_error: BaseException | None = None):
 
     class FakeModel:
         def __init__(self, formula, data, family="gaussian", *, link=None, priors=None,
-                     centred=None, factor="D", dtype="float64", na_action="raise"):
+                     centred=None, factor="D", dtype="float64", na_action="raise",
+                     weights=None):
             calls.update(formula=formula, data=data, family=family, link=link,
-                         centred=centred, na_action=na_action)
+                         centred=centred, na_action=na_action, weights=weights)
 
         def describe_priors(self):
             return "beta[x] ~ Normal(0, 2.5) (default)"
@@ -319,8 +320,12 @@ def test_family_defaults_to_gaussian_and_offsets_join_the_formula(capsys, calls,
     code, _, err = run_main(capsys, "fit", str(sleep_csv), "--formula", SLEEP_FORMULA,
                             "--offset", "Days", "--offset", "log(Reaction)")
     assert code == 0, err
-    assert calls["family"] == "gaussian"
+    assert calls["family"] == "gaussian" and calls["weights"] is None
     assert calls["formula"] == SLEEP_FORMULA + " + offset(Days) + offset(log(Reaction))"
+    code, _, err = run_main(capsys, "fit", str(sleep_csv), "--formula", SLEEP_FORMULA,
+                            "--weights", "Days")
+    assert code == 0, err
+    assert calls["weights"] == "Days"
 
 
 def test_progress_is_on_by_default(capsys, calls, sleep_csv):
