@@ -52,13 +52,14 @@ def sufficient_stats(data: ModelData, N: int) -> SufficientStats:
     (Z, cluster), = data.terms
     seg = lambda v: jax.ops.segment_sum(v, cluster, num_segments=N)  # noqa: E731
     W = jnp.concatenate([X, Z], axis=1)
-    Zw = Z * wt[:, None]
+    # without weights (None) exactly the unweighted sums
+    Zw, Ww, yw = (Z, W, y) if wt is None else (Z * wt[:, None], W * wt[:, None], wt * y)
     return SufficientStats(
         ZtZ=seg(Zw[:, :, None] * Z[:, None, :]),
         ZtX=seg(Zw[:, :, None] * X[:, None, :]),
         Zty=seg(Zw * y[:, None]),
-        WtW=(W * wt[:, None]).T @ W, Wty=W.T @ (wt * y), yty=y @ (wt * y),
-        m=seg(wt),
+        WtW=Ww.T @ W, Wty=W.T @ yw, yty=y @ yw,
+        m=seg(jnp.ones_like(y) if wt is None else wt),
     )
 
 

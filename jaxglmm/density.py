@@ -30,7 +30,7 @@ class ModelData(NamedTuple):
     X: Array        # (n_obs, p)
     trials: Array   # (n_obs,) binomial trials (ones for other families)
     offset: Array   # (n_obs,) added to the linear predictor
-    weights: Array  # (n_obs,) each observation's log likelihood is multiplied by its weight
+    weights: Array | None  # (n_obs,) each log likelihood term's multiplier; None: all 1
     log_base: Array  # () weighted sum of the data-only terms of the likelihood (family.log_base)
     terms: tuple    # ((Z_k (n_obs, q_k), cluster_k (n_obs,) int), ...) one pair per term
 
@@ -204,8 +204,8 @@ def random_effects_and_log_jacobian(position: dict, psi: Psi, spec: ModelSpec,
         b, jac = guided_effects(
             position[term.name("z")], _eta_without_term(k, bs, psi, spec, data), Z, cluster,
             t.mu, term_precision(t, term),
-            lambda eta: data.weights * spec.family.log_kernel(data.y, eta, psi.tau,
-                                                              data.trials),
+            lambda eta: weighted(spec.family.log_kernel(data.y, eta, psi.tau, data.trials),
+                                 data.weights),
             term.newton_steps)
         bs.append(b)
         log_jac = log_jac + jac
@@ -229,6 +229,12 @@ def _as_terms(b) -> tuple:
     return tuple(b) if isinstance(b, (tuple, list)) else (b,)
 
 
+def weighted(values: Array, weights: Array | None) -> Array:
+    """values (n_obs,) times the observation weights; `values` itself without weights (None:
+    a model without weights computes exactly as one before weights existed)."""
+    return values if weights is None else weights * values
+
+
 def linear_predictor(b, beta: Array, data: ModelData) -> Array:
     """eta = offset + X beta + sum_k z_kij' b_k[cluster_k], (n_obs,); b an (N, q) array
     (one term) or a tuple of them (a None term is left out)."""
@@ -245,7 +251,7 @@ def pointwise_log_likelihood(b, psi: Psi, data: ModelData, family: Family) -> Ar
     """w_ij log p(y_ij | b, beta, tau) per observation (n_obs,): weighted as in the
     likelihood."""
     eta = linear_predictor(b, psi.beta, data)
-    return data.weights * family.log_density(data.y, eta, psi.tau, data.trials)
+    return weighted(family.log_density(data.y, eta, psi.tau, data.trials), data.weights)
 
 
 def _log_prior_term_b(position: dict, t: TermPsi, b: Array, term: TermSpec) -> Array:
@@ -303,8 +309,8 @@ def log_posterior(position: dict, data: ModelData, spec: ModelSpec) -> Array:
     psi, log_jac = unpack(position, spec)
     b, log_jac_b = random_effects_and_log_jacobian(position, psi, spec, data)
     eta = linear_predictor(b, psi.beta, data)
-    loglik = jnp.sum(data.weights * spec.family.log_kernel(data.y, eta, psi.tau, data.trials)
-                     ) + data.log_base
+    loglik = jnp.sum(weighted(spec.family.log_kernel(data.y, eta, psi.tau, data.trials),
+                              data.weights)) + data.log_base
     return (loglik + log_prior_b(position, psi, b, spec) + log_jac_b
             + log_prior_psi(psi, spec) + log_jac)
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .density import linear_predictor
+from .density import linear_predictor, weighted
 from .keys import as_key
 
 # axes of each natural-scale quantity after (chain, draw), by kind:
@@ -125,7 +125,7 @@ def pointwise_log_likelihood(beta, b, tau, data, family):
     """
     def one(beta, b, tau):  # weighted, as the likelihood is
         eta = linear_predictor(b, beta, data)
-        return data.weights * family.log_density(data.y, eta, tau, data.trials)
+        return weighted(family.log_density(data.y, eta, tau, data.trials), data.weights)
     return jax.vmap(jax.vmap(one))(beta, b, tau)
 
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .density import ModelData, ModelSpec, TermSpec, log_posterior
+from .density import ModelData, ModelSpec, TermSpec, log_posterior, weighted
 from .design import ArrayData, choose_centred
 from .families import MEAN_TEXT, Family
 from .formula import FormulaDesign
@@ -86,10 +86,11 @@ class Model:
         f = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
         y, trials = jnp.asarray(a.y, f), jnp.asarray(a.trials, f)
         terms = tuple((jnp.asarray(t.Z, f), jnp.asarray(t.cluster)) for t in a.terms)
-        w = jnp.asarray(a.weights, f)
+        # no weights array when every weight is 1: the unweighted program, exactly
+        w = None if np.all(a.weights == 1.0) else jnp.asarray(a.weights, f)
         return ModelData(y=y, X=jnp.asarray(a.X, f), trials=trials,
                          offset=jnp.asarray(a.offset, f), weights=w,
-                         log_base=jnp.sum(w * self.spec.family.log_base(y, trials)),
+                         log_base=jnp.sum(weighted(self.spec.family.log_base(y, trials), w)),
                          terms=terms)
 
     @property

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from .collapsed import draw_from_precision, marginal_from_residual, level_precision
 from .design import largest_term
 from .density import (ModelData, ModelSpec, Psi, linear_predictor, log_prior_b, log_prior_psi,
-                      random_effects_and_log_jacobian, unpack)
+                      random_effects_and_log_jacobian, unpack, weighted)
 
 Array = jax.Array
 
@@ -44,8 +44,9 @@ def collapsed_term(spec: ModelSpec) -> int:
 def partial_data(data: ModelData, spec: ModelSpec, c: int) -> PartialData:
     """PartialData for term c (the per-level weighted Z'WZ computed once)."""
     Z, cluster = data.terms[c]
-    ZtZ = jax.ops.segment_sum((Z * data.weights[:, None])[:, :, None] * Z[:, None, :],
-                              cluster, num_segments=spec.terms[c].N)
+    Zw = Z if data.weights is None else Z * data.weights[:, None]
+    ZtZ = jax.ops.segment_sum(Zw[:, :, None] * Z[:, None, :], cluster,
+                              num_segments=spec.terms[c].N)
     return PartialData(data, ZtZ)
 
 
@@ -66,10 +67,11 @@ def log_posterior_partial(position: dict, pdata: PartialData, spec: ModelSpec,
     bs, b_jac, y_o, Z, cluster = _rest(position, psi, pdata, spec, c)
     t, term = psi.terms[c], spec.terms[c]
     r = y_o - Z @ t.mu
-    wr = pdata.data.weights * r  # weighted likelihood: sums over rows carry w
+    w = pdata.data.weights
+    wr = weighted(r, w)  # weighted likelihood: sums over rows carry w
     v = jax.ops.segment_sum(Z * wr[:, None], cluster, num_segments=term.N)
     _, chol_A = level_precision(t, term, psi.tau, pdata.ZtZ)
-    n = jnp.sum(pdata.data.weights)
+    n = jnp.asarray(r.shape[0], r.dtype) if w is None else jnp.sum(w)
     loglik = marginal_from_residual(chol_A, t.logdet_omega, psi.tau, v, r @ wr, n, term.N)
     return (loglik + log_prior_b(position, psi, bs, spec) + log_prior_psi(psi, spec) + log_jac
             + b_jac)
@@ -83,7 +85,7 @@ def draw_b_partial(key: Array, position: dict, pdata: PartialData, spec: ModelSp
     bs, _, y_o, Z, cluster = _rest(position, psi, pdata, spec, c)
     t, term = psi.terms[c], spec.terms[c]
     omega, chol_A = level_precision(t, term, psi.tau, pdata.ZtZ)
-    Zty = jax.ops.segment_sum(Z * (pdata.data.weights * y_o)[:, None], cluster,
+    Zty = jax.ops.segment_sum(Z * weighted(y_o, pdata.data.weights)[:, None], cluster,
                               num_segments=term.N)
     b_c = draw_from_precision(key, chol_A, omega @ t.mu + psi.tau * Zty)
     return tuple(b_c if k == c else b for k, b in enumerate(bs))

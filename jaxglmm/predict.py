@@ -136,7 +136,7 @@ def linear_predictor_draws(fit, newdata: pd.DataFrame, groups: str = "existing",
         offset = offset_values(design.offsets, new)
         data = ModelData(y=jnp.zeros(len(new)), X=jnp.asarray(X), trials=jnp.ones(len(new)),
                          offset=jnp.zeros(len(new)) if offset is None else jnp.asarray(offset),
-                         weights=jnp.ones(len(new)),
+                         weights=None,
                          log_base=jnp.zeros(()),
                          terms=tuple((jnp.asarray(Z), jnp.asarray(c)) for Z, c in terms))
         eta = jax.vmap(lambda b, beta: linear_predictor(b, beta, data))(

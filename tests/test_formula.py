@@ -374,3 +374,12 @@ def test_expression_response_is_evaluated_as_written(sleep):
     np.testing.assert_allclose(m.arrays.y, sleep["Reaction"].to_numpy() - 200.0)
     m = jaxglmm.GLMM("np.log(Reaction) ~ Days + (1 | Subject)", sleep)
     np.testing.assert_allclose(m.arrays.y, np.log(sleep["Reaction"].to_numpy()))
+
+
+def test_I_of_an_expression_and_an_interaction_of_grouping_factors(sleep):
+    df = sleep.assign(half=np.where(sleep["Days"] > 4, "late", "early"))
+    m = jaxglmm.GLMM("Reaction ~ Days + I(Days**2) + (1 | Subject:half)", df)
+    assert m.arrays.x_names == ("Days", "I(Days ** 2)")
+    np.testing.assert_array_equal(m.arrays.X[:, 1], df["Days"].to_numpy(float) ** 2)
+    t, = m.arrays.terms
+    assert t.name == "Subject:half" and len(t.groups) == 36

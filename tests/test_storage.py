@@ -331,8 +331,9 @@ def test_formula_models_store_their_data_and_formula(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_parse(formula, frame, family, na_action):
+    def fake_parse(formula, frame, family, na_action, weights=None):
         """The saved arrays as the formula's design (only predictions use it)."""
+        np.testing.assert_array_equal(weights, fit.model.arrays.weights)
         calls.append((formula, frame, family, na_action))
         return SimpleNamespace(arrays=fit.model.arrays, data=frame)
     monkeypatch.setattr(loading, "parse_formula", fake_parse)
@@ -352,7 +353,7 @@ def test_formula_parse_failure_keeps_the_saved_model(tmp_path, monkeypatch):
     path = tmp_path / "fit.nc"
     fit.save(path)
 
-    def broken(formula, frame, family, na_action):
+    def broken(formula, frame, family, na_action, weights=None):
         raise TypeError("GLMM() takes no formula")
     monkeypatch.setattr(loading, "parse_formula", broken)
     with pytest.warns(UserWarning, match="cannot be parsed the same way"):
