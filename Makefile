@@ -1,5 +1,6 @@
 # make demo: set up a virtual environment, install jaxglmm, fit the bundled example.
 # make test: install the test extras and run the test suite.
+# make test-formulae-0.6: the formula tests again on formulae 0.6.2 (the oldest the pin allows).
 # make bench / bench-quick / bench-scaling: install the bench extras (NumPyro, PyMC, nutpie) and run
 #   benchmarks/run.py (all models / three small ones, 2 chains x 300 / the scaling study);
 #   extra options in BENCH_ARGS, e.g. make bench BENCH_ARGS="--models cbpp,epil"; make bench
@@ -13,7 +14,7 @@ PY := $(VENV)/bin/python
 BENCH_ARGS ?=
 SHARED_BENCH ?= ../shared/bench
 
-.PHONY: demo test test-fast install bench bench-quick bench-real bench-scaling suite clean
+.PHONY: demo test test-fast test-formulae-0.6 install bench bench-quick bench-real bench-scaling suite clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,14 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.test-installed
 	$(PY) -m pytest -n 2 --durations=15 -q
+
+# the formula tests on formulae 0.6.2, the oldest release the pin allows (Bambi 0.21's)
+OLD_VENV ?= .venv-formulae06
+test-formulae-0.6:
+	test -x $(OLD_VENV)/bin/python || $(PYTHON) -m venv $(OLD_VENV)
+	$(OLD_VENV)/bin/python -m pip install -q -e '.[test]' 'formulae==0.6.2'
+	$(OLD_VENV)/bin/python -m pytest -n 2 -q tests/test_formula.py tests/test_predict.py \
+		tests/test_cli.py tests/test_storage.py tests/test_weights.py
 
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -n 2 -q -m "not slow"
