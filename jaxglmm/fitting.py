@@ -169,11 +169,17 @@ def initial_points(model: Model, seed, chains: int, method: str = "auto",
     basis=...)` starts from, in the sampler's basis: what `problem(...).make_logdensity`
     takes (`initial_positions` as flat vectors)."""
     method = resolve_method(model, method)
-    layout, shift = sampler_basis(model, method, basis)
     with jax.enable_x64(model.dtype == "float64"):
-        starts = initial_positions(model, seed, chains, method)
-        return np.stack([np.asarray(ravel_pytree(to_sampler(s, layout, shift))[0])
-                         for s in starts])
+        return _starts(model, seed, chains, method, sampler_basis(model, method, basis))[1]
+
+
+def _starts(model: Model, seed, chains: int, method: str, basis: tuple):
+    """(the starting positions (dicts), the same as flat points (chains, d) in the sampler's
+    `basis` = (layout, shift)) for a resolved `method`."""
+    layout, shift = basis
+    starts = initial_positions(model, seed, chains, method)
+    return starts, np.stack([np.asarray(ravel_pytree(to_sampler(s, layout, shift))[0])
+                             for s in starts])
 
 
 def sampler_scale(model: Model, template: dict) -> np.ndarray:
@@ -238,8 +244,8 @@ def sample(model: Model, chains: int = 4, warmup: int = 1000, draws: int = 1000,
     layout, shift = sampler_basis(model, method, basis)
     with jax.enable_x64(model.dtype == "float64"):
         _, warmup_key, sample_key = jax.random.split(key, 3)
-        template = initial_positions(model, 0, 1, method)[0]  # the position's shapes
-        x0 = jnp.asarray(initial_points(model, key, chains, method, basis))
+        starts, x0 = _starts(model, key, chains, method, (layout, shift))
+        template, x0 = starts[0], jnp.asarray(x0)
         if form == "block":
             config = replace(config, mass_block=psi_indices(template))
         settings = RunSettings(method=method, sampler=config, chains=chains, warmup=warmup,

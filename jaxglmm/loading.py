@@ -200,9 +200,10 @@ def _read_fit(path: str, attrs: dict):
     posterior = _read_group(path, "posterior")
     stats = _read_group(path, "sample_stats")
     arrays_ds = _read_group(path, GROUP_MODEL)
-    tuning = _read_group(path, GROUP_TUNING) if _has_group(path, GROUP_TUNING) else None
+    groups = _group_names(path)
+    tuning = _read_group(path, GROUP_TUNING) if GROUP_TUNING in groups else None
     frame = frame_from_dataset(_read_group(path, GROUP_DATA)) if meta.get("formula") \
-        and _has_group(path, GROUP_DATA) else None
+        and GROUP_DATA in groups else None
     family = make_family(meta["family"]["name"], meta["family"]["link"])
     if version == 1:
         arrays, design = _version1_arrays(arrays_ds, meta, frame, family)
@@ -231,11 +232,12 @@ def _read_fit(path: str, attrs: dict):
     return fit
 
 
-def _has_group(path, group: str) -> bool:
+def _group_names(path) -> set:
+    """The names of the file's top-level groups (read once)."""
     import h5netcdf
 
     with h5netcdf.File(path, "r") as f:
-        return group in f.groups
+        return set(f.groups)
 
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

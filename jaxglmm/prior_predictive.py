@@ -7,12 +7,14 @@ these draws show what a prior says about the data before seeing them.
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .density import natural_draw
+from .fitting import check_count
 from .inference_data import (OBS_DIM, as_response, named_dataset, posterior_dataset,
                              posterior_predictive_draws, response_name)
 from .keys import as_key
@@ -55,9 +57,9 @@ def _chol_vector(L):
     return jnp.concatenate([jnp.log(jnp.diagonal(L)), L[rows, cols]])
 
 
-def _one_draw(key, model: Model):
-    """(unconstrained psi position without b, b per term) of one prior draw."""
-    spec = model.spec
+def _one_draw(key, spec):
+    """(unconstrained psi position without b, b per term) of one prior draw of the model of
+    `spec` (`jaxglmm.density.ModelSpec`)."""
     keys = iter(jax.random.split(key, 4 + 4 * len(spec.terms)))
     f = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     position = {}
@@ -98,6 +100,15 @@ def _one_draw(key, model: Model):
     return position, tuple(bs)
 
 
+@partial(jax.jit, static_argnames="spec")
+def _draw_all(keys, spec):
+    """Natural-scale draws for each key (one compiled program per spec)."""
+    def one(key):
+        position, bs = _one_draw(key, spec)
+        return natural_draw(position, spec, b=bs)
+    return jax.vmap(one)(keys)
+
+
 def prior_draws(model: Model, draws: int = 500, seed=0) -> dict:
     """`draws` natural-scale draws from the prior, shaped (1, draws, ...) like a Fit's
     (beta, mu, tau, sigma, D, sd, corr, b, and d, gamma when random).
@@ -106,21 +117,12 @@ def prior_draws(model: Model, draws: int = 500, seed=0) -> dict:
         ValueError: a flat prior on beta or mu (it cannot be drawn from).
     """
     _check_proper(model)
-    if isinstance(draws, bool) or int(draws) != draws or draws < 1:
-        raise ValueError(f"draws: must be an integer >= 1, got {draws!r}.")
+    draws = check_count(draws, "draws", 1)
     # the parametrisation does not matter for prior draws: b is drawn directly
     spec = replace(model.spec, terms=tuple(replace(t, centred=True, laplace=False)
                                            for t in model.spec.terms))
     with jax.enable_x64(model.dtype == "float64"):
-        keys = jax.random.split(as_key(seed), int(draws))
-
-        @jax.jit
-        def draw_all(keys):
-            def one(key):
-                position, bs = _one_draw(key, model)
-                return natural_draw(position, spec, b=bs)
-            return jax.vmap(one)(keys)
-        out = draw_all(keys)
+        out = _draw_all(jax.random.split(as_key(seed), draws), spec)
     return {k: np.asarray(v)[None] for k, v in out.items()}
 
 

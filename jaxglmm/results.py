@@ -48,7 +48,7 @@ class Fit:
         sample_stats: "acceptance_rate", "diverging", "lp", "n_steps", and for NUTS
             "tree_depth" and "energy", each (C, S).
         model: the `jaxglmm.model.Model` that was sampled.
-        settings: how the run was made (`jaxglmm.fitting.RunSettings`), None if unknown.
+        settings: how the run was made (`jaxglmm.config.RunSettings`), None if unknown.
         info: method, parametrisation, sizes, seed and timings.
         end: where the chains stopped (`jaxglmm.sampling.ChainEnd`: last positions (C, d),
             log densities and gradients, step sizes, inverse mass matrices, sampling keys),
