@@ -1,23 +1,33 @@
 # make demo: set up a virtual environment, install jaxglmm, fit the bundled example.
 # make test: install the test extras and run the test suite.
 # make test-formulae-0.6: the formula tests again on formulae 0.6.2 (the oldest the pin allows).
+# make check-coinstall: jaxglmm, bambi and pymc installed together in a fresh environment.
 # make bench / bench-quick / bench-scaling: install the bench extras (NumPyro, PyMC, nutpie) and run
 #   benchmarks/run.py (all models / three small ones, 2 chains x 300 / the scaling study);
 #   extra options in BENCH_ARGS, e.g. make bench BENCH_ARGS="--models cbpp,epil"; make bench
 #   (and bench-real alone) then fits the real-data suite, benchmarks/real_data.py.
 # make suite: copy the benchmark suite from ../shared/bench (where new material arrives; set
 #   SHARED_BENCH for another place) into benchmarks/suite, which the tests and benchmarks read.
-PYTHON ?= python3
+# The interpreter for the virtual environments: Python >= 3.12 (ArviZ 1.x needs it), found by
+# tools/find-python (python3.13, python3.12, pyenv's, then python3) unless PYTHON names one.
+PYTHON ?=
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# make a virtual environment $(1) with Python >= 3.12, replacing one made with an older Python
+define make_venv
+	@py="$(PYTHON)"; if [ -z "$$py" ]; then py=$$(tools/find-python) || exit 1; fi; \
+	if [ -x $(1)/bin/python ] && ! $(1)/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
+		echo "make: $(1) holds Python < 3.12; making it again with $$py"; rm -rf $(1); fi; \
+	test -x $(1)/bin/python || { echo "$$py -m venv $(1)"; "$$py" -m venv $(1); }
+endef
 
 BENCH_ARGS ?=
 SHARED_BENCH ?= ../shared/bench
 
-.PHONY: demo test test-fast test-formulae-0.6 install bench bench-quick bench-real bench-scaling suite clean
+.PHONY: demo test test-fast test-formulae-0.6 check-coinstall install bench bench-quick bench-real bench-scaling suite clean
 
 $(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(call make_venv,$(VENV))
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e .
 	touch $@
@@ -41,10 +51,16 @@ test: $(VENV)/.test-installed
 # the formula tests on formulae 0.6.2, the oldest release the pin allows (Bambi 0.21's)
 OLD_VENV ?= .venv-formulae06
 test-formulae-0.6:
-	test -x $(OLD_VENV)/bin/python || $(PYTHON) -m venv $(OLD_VENV)
+	$(call make_venv,$(OLD_VENV))
 	$(OLD_VENV)/bin/python -m pip install -q -e '.[test]' 'formulae==0.6.2'
 	$(OLD_VENV)/bin/python -m pytest -n 2 -q tests/test_formula.py tests/test_predict.py \
 		tests/test_cli.py tests/test_storage.py tests/test_weights.py
+
+# jaxglmm, bambi and pymc resolved into one fresh environment (`pip check`, imports, a fit)
+COINSTALL_VENV ?= .venv-coinstall
+check-coinstall:
+	@py="$(PYTHON)"; if [ -z "$$py" ]; then py=$$(tools/find-python) || exit 1; fi; \
+	tools/check-coinstall "$$py" $(COINSTALL_VENV)
 
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -n 2 -q -m "not slow"

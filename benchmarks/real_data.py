@@ -111,11 +111,13 @@ def psi_summary(fit):
     return table.loc[keep]
 
 
-def run_case(name: str, chains=4, warmup=1000, draws=1000, seed=1) -> dict:
-    """Fit one case; its figures as a dict."""
+def run_case(name: str, chains=4, warmup=1000, draws=1000, seed=1, **sample_kwargs) -> dict:
+    """Fit one case (`sample_kwargs`, e.g. target_accept, go to `GLMM.sample`); its figures
+    as a dict."""
     m = model(name)
     t0 = time.perf_counter()
-    fit = m.sample(chains=chains, warmup=warmup, draws=draws, seed=seed, progress=False)
+    fit = m.sample(chains=chains, warmup=warmup, draws=draws, seed=seed, progress=False,
+                   **sample_kwargs)
     wall = time.perf_counter() - t0
     table = psi_summary(fit)
     return {"name": name, "formula": CASES[name].formula, "family": CASES[name].family,

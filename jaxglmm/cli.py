@@ -283,13 +283,9 @@ def run_plot(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")  # files only: no window, also without a display
     import matplotlib.pyplot as plt
 
-    plotter = getattr(fit, f"plot_{args.kind}")
-    if args.kind == "ppc":
-        plotter(var_names=args.var) if args.var else plotter()
-    else:
-        plotter(var_names=args.var)
+    drawn = getattr(fit, f"plot_{args.kind}")(var_names=args.var)
     try:
-        plt.gcf().savefig(out, bbox_inches="tight")
+        drawn.savefig(out, bbox_inches="tight")
     except ValueError as exc:  # an extension matplotlib cannot write
         raise UsageError(f"argument --out: {one_line(str(exc))}", f"{PROG} plot") from None
     finally:

@@ -8,10 +8,10 @@ import argparse
 
 from .families import FAMILIES, make_family
 from .fitting import METHODS
+from .inference_data import PLOT_KINDS
 from .predict import GROUPS as PREDICT_GROUPS, KINDS as PREDICT_KINDS
 from .version import __version__
 
-PLOT_KINDS = ("trace", "rank", "forest", "ppc")
 
 PROG = "jaxglmm"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

@@ -243,7 +243,7 @@ class GLMM:
             seed: an integer or a jax.random key.
             include_b: keep the random effects b in the prior group.
         Returns:
-            An arviz.InferenceData with groups prior (beta, mu, tau, sigma, D, sd, corr, b
+            ArviZ 1.x data (an xarray.DataTree) with groups prior (beta, mu, tau, sigma, D, sd, corr, b
             and the random hyperparameters, (1, draws, ...), named dims as the
             posterior's), prior_predictive (y, (1, draws, n_obs)) and observed_data.
         Raises:

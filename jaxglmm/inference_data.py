@@ -1,6 +1,8 @@
-"""A Fit as an ArviZ InferenceData, and ArviZ's plots of it (pure functions of a Fit).
+"""A Fit as ArviZ 1.x data (an `xarray.DataTree`), and ArviZ's plots of it (pure functions
+of a Fit).
 
-Groups built here (DESIGN.md section 5):
+ArviZ 1.x (arviz-base, arviz-stats, arviz-plots) works on an `xarray.DataTree` whose child
+groups follow its InferenceData schema; the groups built here (DESIGN.md section 5):
 
     posterior            every natural-scale draw with named dims (coefficient names, levels)
     sample_stats         diverging, tree_depth, step_size, acceptance_rate, energy, lp, n_steps
@@ -34,7 +36,11 @@ AXES = {
     "sigma": (), "tau": (), "d": (),
 }
 OBS_DIM = "obs"
-PLOT_KINDS = ("trace", "rank", "forest", "ppc")
+# kind -> the arviz-plots function drawing it ("trace": draws and marginal densities, what
+# arviz 0.x's plot_trace drew; "pair": the distinct elements of D, of each term)
+PLOT_FUNCTIONS = {"trace": "plot_trace_dist", "rank": "plot_rank", "forest": "plot_forest",
+                  "ppc": "plot_ppc_dist", "pair": "plot_pair"}
+PLOT_KINDS = tuple(PLOT_FUNCTIONS)
 
 
 def _split_term(key: str) -> tuple[str, str | None]:
@@ -192,7 +198,8 @@ def as_response(y: np.ndarray, model) -> np.ndarray:
     return y
 
 
-# ------------------------------------------------------------------------ InferenceData
+# --------------------------------------------------------------------------- DataTree
+
 
 
 def named_dataset(values: dict, dims: dict, coords: dict, chain_draw: bool = True):
@@ -229,22 +236,28 @@ def sample_stats_dataset(fit):
     return named_dataset(stats, {}, {})
 
 
+PRIOR_GROUPS = ("prior", "prior_predictive")
+
+
 def to_inference_data(fit, posterior_predictive: bool = False, include_b: bool = True, *,
-                      log_likelihood: bool = True, seed=0):
-    """An arviz.InferenceData of a Fit.
+                      log_likelihood: bool = True, seed=0, prior=None):
+    """The fit as ArviZ 1.x data: an `xarray.DataTree` with one child per group.
 
     Args:
         fit: a `Fit`.
         posterior_predictive: add posterior predictive y draws (C, S, n_obs), drawn with
             keys from `seed`.
         include_b: keep the cluster coefficients b (C, S, N, q) in the posterior.
-        log_likelihood: add the pointwise log likelihood (C, S, n_obs) (for az.loo, az.waic).
+        log_likelihood: add the pointwise log likelihood (C, S, n_obs) (for az.loo).
+        prior: the DataTree `GLMM.sample_prior` returns: its prior and prior_predictive
+            groups are added (for az.plot_prior_posterior, prior sensitivity).
     Returns:
-        InferenceData with groups posterior, sample_stats, observed_data and, as asked,
-        log_likelihood and posterior_predictive; the response is named by `response_name`.
+        DataTree with groups posterior, sample_stats, observed_data and, as asked,
+        log_likelihood, posterior_predictive, prior and prior_predictive; the response is
+        named by `response_name`.
+    Raises:
+        ValueError: `prior` holds neither a prior nor a prior_predictive group.
     """
-    import arviz as az
-
     y_name = response_name(fit.model)
     obs_dims = {y_name: (OBS_DIM,)}
     groups = {
@@ -260,7 +273,25 @@ def to_inference_data(fit, posterior_predictive: bool = False, include_b: bool =
     if posterior_predictive:
         groups["posterior_predictive"] = named_dataset(
             {y_name: posterior_predictive_draws(fit, seed)}, obs_dims, {})
-    return az.InferenceData(**groups)
+    if prior is not None:
+        groups.update(_prior_groups(prior))
+    return data_tree(groups)
+
+
+def _prior_groups(prior) -> dict:
+    """The prior and prior_predictive groups of a `sample_prior` result, as Datasets."""
+    names = [g for g in PRIOR_GROUPS if g in getattr(prior, "children", {})]
+    if not names:
+        raise ValueError("prior: expected what GLMM.sample_prior returns, a DataTree with a "
+                         f"prior or prior_predictive group; got {type(prior).__name__}.")
+    return {g: prior[g].to_dataset() for g in names}
+
+
+def data_tree(groups: dict):
+    """An `xarray.DataTree` with one child node per group ({name: Dataset})."""
+    import xarray as xr
+
+    return xr.DataTree.from_dict(groups)
 
 
 # --------------------------------------------------------------------------------- plots
@@ -300,32 +331,34 @@ def triangle_view(posterior):
     return out
 
 
+def _term_names(posterior, base: str) -> list[str]:
+    return [name for name in posterior.data_vars if _split_term(name)[0] == base]
+
+
 def plot(fit, kind: str, var_names=None, **kwargs):
-    """ArviZ's plot_<kind> of a fit ("trace", "rank", "forest" or "ppc").
+    """ArviZ's plot of a fit: kind "trace" (arviz.plot_trace_dist), "rank" (plot_rank),
+    "forest" (plot_forest), "ppc" (plot_ppc_dist) or "pair" (plot_pair).
 
     var_names=None shows every posterior quantity except the cluster coefficients b (name
-    "b" to see them); D and corr are shown by their distinct elements (`triangle_view`).
-    For "ppc", the posterior predictive is drawn first (seed from kwargs["seed"], default 0).
-    Returns what ArviZ returns.
+    "b" to see them); D and corr are shown by their distinct elements (`triangle_view`), and
+    "pair" shows the elements of D (of every term) against each other. For "ppc", the
+    posterior predictive is drawn first (seed from kwargs["seed"], default 0). Other
+    keyword arguments go to ArviZ's function.
+    Returns:
+        the arviz_plots.PlotCollection (or PlotMatrix for "pair") ArviZ returns.
     """
-    import warnings
-
     import arviz as az
-    from matplotlib import MatplotlibDeprecationWarning
 
     if kind not in PLOT_KINDS:
         raise ValueError(f"kind={kind!r} is unknown; choose one of {', '.join(PLOT_KINDS)}.")
-    with warnings.catch_warnings():
-        # arviz 0.23 with matplotlib >= 3.11: a deprecation inside ArviZ, nothing to act on
-        warnings.filterwarnings("ignore", message="Passing a dict or None as alias_mapping",
-                                category=MatplotlibDeprecationWarning)
-        if kind == "ppc":
-            seed = kwargs.pop("seed", 0)
-            idata = to_inference_data(fit, posterior_predictive=True, include_b=False,
-                                      log_likelihood=False, seed=seed)
-            if var_names is not None:
-                kwargs["var_names"] = var_names
-            return az.plot_ppc(idata, **kwargs)
-        idata = to_inference_data(fit, include_b=_mentions_b(var_names), log_likelihood=False)
-        idata.posterior = triangle_view(idata.posterior)
-        return getattr(az, f"plot_{kind}")(idata, var_names=var_names, **kwargs)
+    function = getattr(az, PLOT_FUNCTIONS[kind])
+    if kind == "ppc":
+        seed = kwargs.pop("seed", 0)
+        tree = to_inference_data(fit, posterior_predictive=True, include_b=False,
+                                 log_likelihood=False, seed=seed)
+        return function(tree, var_names=var_names, **kwargs)
+    tree = to_inference_data(fit, include_b=_mentions_b(var_names), log_likelihood=False)
+    tree["posterior"] = triangle_view(tree["posterior"].to_dataset())
+    if kind == "pair" and var_names is None:
+        var_names = _term_names(tree["posterior"], "D")
+    return function(tree, var_names=var_names, **kwargs)

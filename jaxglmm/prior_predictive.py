@@ -15,7 +15,7 @@ import numpy as np
 
 from .density import natural_draw
 from .fitting import check_count
-from .inference_data import (OBS_DIM, as_response, named_dataset, posterior_dataset,
+from .inference_data import (OBS_DIM, as_response, data_tree, named_dataset, posterior_dataset,
                              posterior_predictive_draws, response_name)
 from .keys import as_key
 from .model import Model
@@ -127,11 +127,9 @@ def prior_draws(model: Model, draws: int = 500, seed=0) -> dict:
 
 
 def sample_prior(model: Model, draws: int = 500, seed=0, include_b: bool = True):
-    """An arviz.InferenceData with groups prior (the prior draws, named dims as the
+    """ArviZ 1.x data (an `xarray.DataTree`) with groups prior (the prior draws, named dims as the
     posterior's), prior_predictive (y drawn at each prior draw, (1, draws, n_obs)) and
     observed_data, as Bambi's `prior_predictive` returns. Keys from `seed`."""
-    import arviz as az
-
     key = as_key(seed)
     k_prior, k_y = jax.random.split(key)
     d = prior_draws(model, draws, k_prior)
@@ -145,4 +143,4 @@ def sample_prior(model: Model, draws: int = 500, seed=0, include_b: bool = True)
                   {y_name: posterior_predictive_draws(fit, k_y)}, obs, {}),
               "observed_data": named_dataset({y_name: as_response(model.arrays.y, model)},
                                              obs, {}, chain_draw=False)}
-    return az.InferenceData(**groups)
+    return data_tree(groups)

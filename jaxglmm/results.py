@@ -254,15 +254,18 @@ class Fit:
         return posterior_dims(self)
 
     def to_arviz(self, posterior_predictive: bool = False, include_b: bool = True, *,
-                 log_likelihood: bool = True, seed=0):
-        """An arviz.InferenceData: posterior (named dims), sample_stats, observed_data,
-        log_likelihood (C, S, n_obs) and, on request, posterior_predictive (C, S, n_obs)
-        drawn with keys from `seed`. See `jaxglmm.inference_data.to_inference_data`."""
+                 log_likelihood: bool = True, seed=0, prior=None):
+        """The fit as ArviZ 1.x data, an `xarray.DataTree` with groups posterior (named
+        dims), sample_stats, observed_data, log_likelihood (C, S, n_obs) and, on request,
+        posterior_predictive (C, S, n_obs) drawn with keys from `seed`, and the prior and
+        prior_predictive groups of `prior=GLMM.sample_prior(...)`. See
+        `jaxglmm.inference_data.to_inference_data`."""
         return to_inference_data(self, posterior_predictive, include_b,
-                                 log_likelihood=log_likelihood, seed=seed)
+                                 log_likelihood=log_likelihood, seed=seed, prior=prior)
 
     def plot_trace(self, var_names=None, **kwargs):
-        """arviz.plot_trace of the posterior (b only when named in var_names)."""
+        """arviz.plot_trace_dist (draws and marginal densities) of the posterior (b only
+        when named in var_names); returns ArviZ's PlotCollection."""
         return plot(self, "trace", var_names, **kwargs)
 
     def plot_rank(self, var_names=None, **kwargs):
@@ -273,11 +276,15 @@ class Fit:
         """arviz.plot_forest of the posterior (b only when named in var_names)."""
         return plot(self, "forest", var_names, **kwargs)
 
-    def plot_ppc(self, num_pp_samples: int | None = 100, **kwargs):
-        """arviz.plot_ppc: the observed y against `num_pp_samples` (None: all) posterior
-        predictive draws, made now (seed=0 unless kwargs["seed"] is given)."""
-        return plot(self, "ppc", kwargs.pop("var_names", None),
-                    num_pp_samples=num_pp_samples, **kwargs)
+    def plot_pair(self, var_names=None, **kwargs):
+        """arviz.plot_pair of the distinct elements of D (of every random-effect term), or
+        of var_names."""
+        return plot(self, "pair", var_names, **kwargs)
+
+    def plot_ppc(self, var_names=None, num_samples: int = 100, **kwargs):
+        """arviz.plot_ppc_dist: the observed y against `num_samples` posterior predictive
+        draws, made now (seed=0 unless kwargs["seed"] is given)."""
+        return plot(self, "ppc", var_names, num_samples=num_samples, **kwargs)
 
     def save(self, path) -> None:
         """Write the fit to a netCDF file (no pickle); `jaxglmm.load(path)` reads it back.

@@ -1,5 +1,6 @@
-"""Fit.to_arviz: named dims, sample stats, exact pointwise log likelihood, posterior
-predictive; ArviZ's summary, plots, LOO and WAIC on it; the Jupyter view."""
+"""Fit.to_arviz: ArviZ 1.x data (an xarray.DataTree) with named dims, sample stats, exact
+pointwise log likelihood, posterior predictive, prior groups; ArviZ 1.x's summary, ess,
+rhat, loo, compare and plots (trace, rank, forest, ppc, pair) on it; the Jupyter view."""
 import warnings
 
 import matplotlib
@@ -186,56 +187,119 @@ def test_posterior_predictive_seed(sleep_fit):
 # --------------------------------------------------------------------- ArviZ functions
 
 
-def test_arviz_summary_loo_waic(sleep_fit, binomial_fit):
+def test_to_arviz_is_a_data_tree(sleep_fit):
+    import xarray as xr
+    tree = sleep_fit.to_arviz(posterior_predictive=True)
+    assert isinstance(tree, xr.DataTree)
+    assert set(tree.children) == {"posterior", "sample_stats", "observed_data",
+                                  "log_likelihood", "posterior_predictive"}
+    assert tree["posterior"]["mu"].dims == ("chain", "draw", "re_dim")
+
+
+def test_arviz_summary_ess_rhat_loo_compare(sleep_fit, binomial_fit):
     for fit in (sleep_fit, binomial_fit):
-        idata = fit.to_arviz()
-        table = quiet(az.summary, idata, var_names=["~b"])
+        tree = fit.to_arviz()
+        table = quiet(az.summary, tree, var_names=["~b"])
         assert "mu[Intercept]" in table.index and "D[Intercept, Intercept]" in table.index
+        ours = fit.summary(warn=False)
+        for name in ("mu[Intercept]", "sd[Intercept]"):
+            np.testing.assert_allclose(float(table.loc[name, "mean"]), ours.loc[name, "mean"],
+                                       rtol=1e-8)
+        label = {"mu": "mu[Intercept]", "sd": "sd[Intercept]"}
+        ess = az.ess(tree, var_names=["mu", "sd"], method="bulk")
+        rhat = az.rhat(tree, var_names=["mu", "sd"])
+        for var, row in label.items():
+            np.testing.assert_allclose(float(ess[var].sel(re_dim="Intercept")),
+                                       ours.loc[row, "ess_bulk"], rtol=1e-8)
+            np.testing.assert_allclose(float(rhat[var].sel(re_dim="Intercept")),
+                                       ours.loc[row, "r_hat"], rtol=1e-8)
         n_obs = len(fit.model.arrays.y)
-        loo = quiet(az.loo, idata, pointwise=True)
-        waic = quiet(az.waic, idata)
-        assert loo.n_data_points == waic.n_data_points == n_obs
-        assert np.isfinite(loo.elpd_loo) and np.isfinite(waic.elpd_waic)
-        ll = idata.log_likelihood["y"].values.reshape(-1, n_obs)
+        loo = quiet(az.loo, tree, pointwise=True)
+        assert loo.n_data_points == n_obs and np.isfinite(loo.elpd)
+        ll = tree["log_likelihood"]["y"].values.reshape(-1, n_obs)
         lppd = np.sum(np.log(np.mean(np.exp(ll), axis=0)))
-        np.testing.assert_allclose(waic.elpd_waic, lppd - np.sum(np.var(ll, axis=0)),
-                                   rtol=1e-8)
-    np.testing.assert_allclose(table.loc["beta[x]", "mean"],
+        np.testing.assert_allclose(loo.p, lppd - loo.elpd, rtol=1e-8)  # p_loo's definition
+        np.testing.assert_allclose(loo.elpd, float(loo.elpd_i.sum()), rtol=1e-10)
+    np.testing.assert_allclose(float(table.loc["beta[x]", "mean"]),
                                binomial_fit.draws["beta"][..., 0].mean(), atol=1e-3)
+    # two models of the same data: compare ranks them by elpd_loo
+    df = jaxglmm.datasets.load_sleepstudy()
+    other = jaxglmm.GLMM.from_arrays(df.Reaction, np.ones(len(df)), df.Subject)
+    worse = other.sample(chains=2, warmup=100, draws=50, seed=1, progress=False)
+    table = quiet(az.compare, {"slopes": sleep_fit.to_arviz(), "intercepts": worse.to_arviz()})
+    assert list(table.index) == ["slopes", "intercepts"]
+    assert table.loc["intercepts", "elpd_diff"] < -20  # the Days slope matters
+    np.testing.assert_allclose(table.loc["intercepts", "elpd_diff"],
+                               table.loc["intercepts", "elpd"] - table.loc["slopes", "elpd"])
 
 
-def test_arviz_plots_on_inference_data(sleep_fit):
-    idata = sleep_fit.to_arviz(posterior_predictive=True)
-    assert quiet(az.plot_trace, idata, var_names=["mu", "sigma"]).shape == (2, 2)
-    assert quiet(az.plot_rank, idata, var_names=["sd"]).size == 2
-    assert quiet(az.plot_forest, idata, var_names=["b"]).size == 1
-    quiet(az.plot_ppc, idata, num_pp_samples=10)
+def test_arviz_plots_on_the_tree(sleep_fit):
+    tree = sleep_fit.to_arviz(posterior_predictive=True)
+    pc = quiet(az.plot_trace_dist, tree, var_names=["mu", "sigma"])
+    assert isinstance(pc, az.PlotCollection)
+    quiet(az.plot_rank, tree, var_names=["sd"])
+    quiet(az.plot_forest, tree, var_names=["b"])
+    quiet(az.plot_ppc_dist, tree, num_samples=10)
+    quiet(az.plot_pair, tree, var_names=["mu"])
 
 
 # --------------------------------------------------------------------- Fit plot methods
 
 
+def plotted(pc) -> set:
+    """The variables a PlotCollection (or PlotMatrix) drew panels for."""
+    return set(pc.viz["plot"].data_vars)
+
+
+def element_labels(pc, visual: str, var_name: str) -> list:
+    """The labels along the "<name>_pair" dim of one variable in one visual of `pc`."""
+    da = pc.viz[visual][var_name]
+    return [str(v) for v in da[f"{var_name}_pair"].values]
+
+
 def test_fit_plot_methods(sleep_fit, binomial_fit):
-    # one row per element: beta, mu (2), sigma, tau, d, D (3 distinct), sd (2), corr (1)
-    axes = quiet(sleep_fit.plot_trace, compact=False)
-    assert axes.shape == (12, 2)
-    assert {ax.get_title() for ax in axes[:, 0]} >= {"corr\nIntercept,Days", "D\nDays,Days"}
-    assert quiet(sleep_fit.plot_trace).shape == (8, 2)  # compact: one row per quantity
-    assert quiet(sleep_fit.plot_rank, var_names=["mu"]).size == 2
-    assert quiet(sleep_fit.plot_forest, var_names=["b"]).size == 1
-    assert quiet(sleep_fit.plot_ppc, num_pp_samples=5) is not None
+    pc = quiet(sleep_fit.plot_trace)
+    # every quantity but b, D and corr by their distinct elements
+    assert plotted(pc) == {"beta", "mu", "sigma", "tau", "d", "D", "sd", "corr"}
+    assert element_labels(pc, "trace", "D") == ["Intercept,Intercept", "Intercept,Days",
+                                                "Days,Days"]
+    assert element_labels(pc, "trace", "corr") == ["Intercept,Days"]
+    assert plotted(quiet(sleep_fit.plot_rank, var_names=["mu"])) == {"mu"}
+    forest = quiet(sleep_fit.plot_forest, var_names=["b"])
+    assert set(forest.viz["twig"].data_vars) == {"b"}
+    assert forest.viz["twig"]["b"].shape == (2, 18, 2)  # chain, group, re_dim
+    assert "y" in quiet(sleep_fit.plot_ppc, num_samples=5).viz["predictive_dist"].data_vars
+    pair = quiet(sleep_fit.plot_pair)  # the three distinct elements of D, against each other
+    axes = pair.viz["plot"]
+    assert axes.shape == (3, 3) and set(axes["var_name_x"].values) == {"D"}
+    assert list(axes["D_pair_x"].values) == ["Intercept,Intercept", "Intercept,Days",
+                                             "Days,Days"]
     # q = 1: corr (identically 1) is left out
-    axes = quiet(binomial_fit.plot_trace)
-    titles = {ax.get_title().split("\n")[0] for ax in axes[:, 0]}
-    assert "corr" not in titles and {"beta", "mu", "D", "sd", "gamma"} <= titles
-    assert quiet(binomial_fit.plot_ppc, num_pp_samples=5, seed=2) is not None
-    with pytest.raises(ValueError, match="kind='pair'"):
+    pc = quiet(binomial_fit.plot_trace)
+    assert "corr" not in plotted(pc)
+    assert {"beta", "mu", "D", "sd", "gamma"} <= plotted(pc)
+    assert quiet(binomial_fit.plot_ppc, num_samples=5, seed=2) is not None
+    with pytest.raises(ValueError, match="kind='hist'"):
         from jaxglmm.inference_data import plot
-        plot(sleep_fit, "pair")
+        plot(sleep_fit, "hist")
+
+
+def test_prior_groups_join_the_posterior(sleep_fit):
+    prior = jaxglmm.GLMM.of(sleep_fit.model).sample_prior(draws=40, seed=1)
+    tree = sleep_fit.to_arviz(prior=prior)
+    assert {"prior", "prior_predictive", "posterior"} <= set(tree.children)
+    np.testing.assert_array_equal(tree["prior"]["sd"].values, prior["prior"]["sd"].values)
+    # ArviZ stacks prior and posterior along a dim it names "group", b's dim here: without b
+    small = sleep_fit.to_arviz(include_b=False, prior=jaxglmm.GLMM.of(sleep_fit.model)
+                               .sample_prior(draws=40, seed=1, include_b=False))
+    pc = quiet(az.plot_prior_posterior, small, var_names=["sigma"])
+    assert set(pc.viz["plot"].data_vars) == {"sigma"}
+    with pytest.raises(ValueError, match="prior: expected what GLMM.sample_prior returns"):
+        sleep_fit.to_arviz(prior=sleep_fit.to_arviz())
 
 
 def test_triangle_view_keeps_distinct_elements(sleep_fit):
-    post = triangle_view(sleep_fit.to_arviz(log_likelihood=False).posterior)
+    post = triangle_view(sleep_fit.to_arviz(log_likelihood=False)["posterior"].to_dataset())
     assert list(post["D_pair"].values) == ["Intercept,Intercept", "Intercept,Days",
                                            "Days,Days"]
     assert list(post["corr_pair"].values) == ["Intercept,Days"]

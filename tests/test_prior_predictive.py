@@ -115,7 +115,8 @@ def test_arviz_takes_the_prior_groups():
     sleep = jaxglmm.datasets.load_sleepstudy()
     idata = jaxglmm.GLMM("Reaction ~ Days + (1 + Days | Subject)", sleep).sample_prior(
         60, seed=1)
-    az.plot_ppc(idata, group="prior", num_pp_samples=10)
+    pc = az.plot_ppc_dist(idata, group="prior_predictive", num_samples=10)
+    assert "Reaction" in pc.viz["predictive_dist"].data_vars
     plt.close("all")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one chain: ArviZ's shape warning

@@ -21,9 +21,9 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
             exec(compile(block, str(README), "exec"), namespace)
     finally:
         plt.close("all")
-    idata, same = namespace["idata"], namespace["same"]
+    idata, same = namespace["tree"], namespace["same"]
     assert {"posterior", "sample_stats", "observed_data", "log_likelihood",
-            "posterior_predictive"} <= set(idata.groups())
+            "posterior_predictive"} <= set(idata.children)
     assert idata.posterior["b"].shape == (2, 200, 18, 2)
     assert namespace["loo"].n_data_points == 180
     np.testing.assert_array_equal(same.draws["b"], idata.posterior["b"].values)

@@ -120,8 +120,8 @@ def test_file_is_readable_by_arviz(sleep_fit, tmp_path):
     import arviz as az
     path = tmp_path / "fit.nc"
     sleep_fit.save(path)
-    idata = az.from_netcdf(path)
-    assert {"posterior", "sample_stats", "observed_data"} <= set(idata.groups())
+    idata = az.from_netcdf(path)  # an xarray.DataTree in ArviZ 1.x
+    assert {"posterior", "sample_stats", "observed_data"} <= set(idata.children)
     np.testing.assert_array_equal(idata.posterior["b"].values, sleep_fit.draws["b"])
     assert list(idata.posterior["group"].values) == list(sleep_fit.model.arrays.terms[0].groups)
 
@@ -429,7 +429,7 @@ def test_several_terms_to_arviz(crossed_fit):
     eta = (d["b|g"][0, 0][tg.cluster] * np.c_[np.ones(72), x]).sum(1) + d["b|h"][0, 0][th.cluster, 0]
     want = stats.norm.logpdf(crossed_fit.model.data.y, eta, d["sigma"][0, 0])
     np.testing.assert_allclose(idata.log_likelihood["y"].values[0, 0], want, rtol=1e-10)
-    assert np.isfinite(az.waic(idata).elpd_waic)
+    assert np.isfinite(az.loo(idata).elpd)
 
 
 def test_several_terms_load_without_parsing_the_formula(crossed_fit, tmp_path, monkeypatch):
