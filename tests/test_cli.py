@@ -578,7 +578,7 @@ def test_predict_writes_a_csv_equal_to_fit_predict(capsys, saved_sleep_fit, slee
     assert code == 0, err
 
 
-@pytest.mark.parametrize("kind", ["trace", "forest"])
+@pytest.mark.parametrize("kind", ["trace", "forest", "pair"])
 def test_plot_writes_an_image(capsys, saved_sleep_fit, tmp_path, kind):
     png = tmp_path / f"{kind}.png"
     code, out, err = run_main(capsys, "plot", str(saved_sleep_fit), "--kind", kind,
