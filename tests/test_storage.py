@@ -492,3 +492,43 @@ def test_fits_saved_by_format_version_1_load(name, formula):
     assert more.info["draws"] == fit.info["draws"] + 5
     for k in fit.draws:
         np.testing.assert_array_equal(more.draws[k][:, :fit.info["draws"]], fit.draws[k])
+
+
+@pytest.mark.parametrize("name,formula", [
+    ("v2_sleepstudy.nc", "Reaction ~ Days + (1 + Days | Subject)"),
+    ("v2_poisson_offset_weights.nc",
+     "y ~ x + offset(log(exposure)) + (1 + x | g) + (1 | h)")])
+def test_fits_saved_by_the_release_before_arviz_1_load(name, formula):
+    """Files of the release before the ArviZ 1.x move, written in its own environment
+    (Python 3.11, arviz 0.23, jax 0.10; tests/data/make_v2.py): the draws, offsets and
+    weights come back as written, the fit goes to ArviZ 1.x data, predicts and goes on."""
+    path = DATA / name
+    with xr.open_dataset(path, engine="h5netcdf") as root:
+        assert root.attrs["jaxglmm_format_version"] == 2
+        assert root.attrs["jaxglmm_version"] == "0.1.0"
+    with xr.open_dataset(path, group="posterior", engine="h5netcdf") as ds:
+        posterior = ds.load()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", jaxglmm.SamplingWarning)
+        fit = jaxglmm.load(path)
+    assert fit.model.formula == formula
+    for k in fit.draws:
+        np.testing.assert_array_equal(fit.draws[k], posterior[k].values)
+    data, arrays = fit.model.data, fit.model.arrays
+    if "weights" in name:
+        rng = np.random.default_rng(1)  # make_v2.py's weights, drawn after x and exposure
+        rng.normal(size=72), rng.uniform(1, 3, size=72)
+        np.testing.assert_array_equal(arrays.weights, rng.integers(1, 4, size=72))
+        np.testing.assert_allclose(arrays.offset, np.log(data.exposure.to_numpy()), rtol=1e-15)
+        assert fit.model.spec.family.name == "poisson" and len(arrays.terms) == 2
+    tree = fit.to_arviz()
+    assert isinstance(tree, xr.DataTree)
+    for k in fit.draws:
+        np.testing.assert_array_equal(tree["posterior"][k].values, fit.draws[k])
+    pred = fit.predict(data.iloc[:3], summary=True)
+    assert pred.shape == (3, 5) and np.all(np.isfinite(pred.to_numpy()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", jaxglmm.SamplingWarning)
+        more = fit.extend(5, progress=False)
+    for k in fit.draws:
+        np.testing.assert_array_equal(more.draws[k][:, :fit.info["draws"]], fit.draws[k])
