@@ -340,7 +340,8 @@ def covariance(psi: Psi, spec: ModelSpec) -> Array:
 
 def natural_draw(position: dict, spec: ModelSpec, b=None, data: ModelData | None = None
                  ) -> dict:
-    """One draw on the natural scale: beta, tau (and sigma for gaussian), d, and per term
+    """One draw on the natural scale: beta, tau (and the family's `dispersion_draws`, the
+    gaussian's sigma), d, and per term
     (names suffixed by the term's key) mu (free columns), D, sd, corr, b and gamma. `b` is
     given when the position has none (collapsed sampler); `data` is needed by
     Laplace-guided terms."""
@@ -360,7 +361,7 @@ def natural_draw(position: dict, spec: ModelSpec, b=None, data: ModelData | None
             out[term.name("gamma")] = t.gamma
     if spec.family.has_dispersion:
         out["tau"] = psi.tau
-        out["sigma"] = 1.0 / jnp.sqrt(psi.tau)  # residual sd (gaussian has the only tau)
+        out.update(spec.family.dispersion_draws(psi.tau))  # e.g. the gaussian's sigma
     if spec.priors.random_d:
         out["d"] = psi.d
     return out

@@ -4,7 +4,9 @@ A family is a small frozen dataclass that holds everything jaxglmm knows of it: 
 of y given the linear predictor eta (and the precision tau = 1/phi where the family has a
 dispersion), the inverse link, the support check, whether y is discrete, whether b can be
 integrated out exactly, the GLM working weight the centring rule uses, the data scale the
-default priors use, and how the model text names it. Adding a family means writing one such
+default priors use, for a family with a dispersion the default prior of tau, where its
+initial values start and what is reported beside it (the gaussian's sigma), and how the model
+text names it. Adding a family means writing one such
 object and registering it in ``FAMILIES``.
 
 All densities are written in terms of eta, not of the mean, so that the numerically stable
@@ -148,6 +150,20 @@ class Family:
         priors are written in: sd(y) and mean(y) where eta is y's mean, else (1, 0)."""
         return 1.0, 0.0
 
+    def tau_prior(self, y: np.ndarray) -> tuple[float, float]:
+        """(c, d) of the default prior tau ~ Gamma(c, d) of a family with a dispersion,
+        written from the data (README "Priors")."""
+        raise NotImplementedError
+
+    def log_tau_start(self, y: np.ndarray) -> float:
+        """Centre of the box initial log tau is drawn from (README "Initial values")."""
+        raise NotImplementedError
+
+    def dispersion_draws(self, tau: Array) -> dict[str, Array]:
+        """Natural-scale quantities reported beside tau, e.g. {"sigma": 1 / sqrt(tau)} for
+        the gaussian; shapes as tau."""
+        return {}
+
     def working_weight(self, y: np.ndarray, trials: np.ndarray) -> tuple[np.ndarray, float]:
         """(w (n_obs,), v): the GLM working weight of each observation at the pooled mean
         and a prior guess of var(b) on the link scale, for the centring rule
@@ -176,6 +192,19 @@ class Gaussian(Family):
         if self.link != "identity":
             return 1.0, 0.0
         return float(np.std(y)) or 1.0, float(np.mean(y))
+
+    def tau_prior(self, y):
+        """tau = 1/sigma^2 ~ Gamma(1, 0.005 s^2), s = sd(y) for the identity link (1
+        otherwise): the seed's Gamma(1, 0.005) on standardised y."""
+        s, _ = self.data_scale(y)
+        return 1.0, 0.005 * s**2
+
+    def log_tau_start(self, y):
+        """log(1 / sd(y)^2): the precision of y without any predictor."""
+        return -2.0 * np.log(float(np.std(y)) or 1.0)
+
+    def dispersion_draws(self, tau):
+        return {"sigma": 1.0 / jnp.sqrt(tau)}  # the residual sd
 
     def working_weight(self, y, trials):
         var = float(np.var(y)) or 1.0

@@ -101,7 +101,6 @@ def init_box(arrays, spec, defaults_k: list) -> tuple[dict, dict]:
     `spec` (`jaxglmm.density.ModelSpec`); `defaults_k` the default priors of each term
     (`jaxglmm.priors.default_priors`). See README "Initial values"."""
     fam = spec.family
-    s = (float(np.std(arrays.y)) or 1.0) if fam.has_dispersion else 1.0
     s_prior, _ = fam.data_scale(arrays.y)
     loc, scale = {}, {}
     if spec.p:
@@ -138,7 +137,7 @@ def init_box(arrays, spec, defaults_k: list) -> tuple[dict, dict]:
         else:
             loc[name("z")], scale[name("z")] = np.zeros((term.N, q)), np.ones((term.N, q))
     if fam.has_dispersion:
-        loc["log_tau"] = np.asarray(-2.0 * np.log(s))
+        loc["log_tau"] = np.asarray(fam.log_tau_start(arrays.y))
         scale["log_tau"] = np.asarray(0.5)
     if spec.priors.random_d:
         g, h = spec.priors.tau[1]

@@ -230,7 +230,7 @@ def default_priors(y, X, Z, family, trials=None, widen: float | None = None) -> 
     return Priors(
         beta=Normal(bl, bs) if X.shape[1] else Flat(),
         mu=Normal(ml, ms),
-        tau=Gamma(1.0, 0.005 * s**2) if family.has_dispersion else None,
+        tau=Gamma(*family.tau_prior(y)) if family.has_dispersion else None,
         omega=Wishart(float(q), tuple(0.1 * v**2 for v in s_j)),
     )
 

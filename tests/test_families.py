@@ -330,3 +330,22 @@ def test_what_each_family_knows_besides_its_density():
         assert "mu_text" in fam.distribution_text("mu_text")
     assert {n for n, cls in FAMILIES.items() if cls().discrete} == {"bernoulli", "binomial",
                                                                      "poisson"}
+
+
+def test_dispersion_hooks():
+    """A family with a dispersion owns tau's default prior, its starting value and what is
+    reported beside it; the gaussian's are the seed's Gamma(1, 0.005) on standardised y,
+    log(1 / var(y)) and sigma = 1 / sqrt(tau)."""
+    y = np.array([1.0, 4.0, 2.0, 9.0])
+    for name, cls in FAMILIES.items():
+        fam = cls()
+        if not fam.has_dispersion:
+            assert fam.dispersion_draws(jnp.asarray(2.0)) == {}
+            continue
+        c, d = fam.tau_prior(y)
+        assert c > 0 and d > 0 and np.isfinite(fam.log_tau_start(y)), name
+    gauss = make_family("gaussian")
+    assert gauss.tau_prior(y) == (1.0, 0.005 * np.std(y) ** 2)
+    assert make_family("gaussian", "log").tau_prior(y) == (1.0, 0.005)
+    np.testing.assert_allclose(gauss.log_tau_start(y), -np.log(np.var(y)), rtol=1e-14)
+    np.testing.assert_allclose(float(gauss.dispersion_draws(jnp.asarray(4.0))["sigma"]), 0.5)
