@@ -23,13 +23,14 @@ NUMPY_INVERSE_LINKS = {
     "logit": scipy.special.expit,
     "probit": scipy.stats.norm.cdf,
     "cloglog": lambda eta: -np.expm1(-np.exp(eta)),
+    "inverse": lambda eta: 1.0 / eta,
 }
 
 FAMILY_LINKS = [
     ("gaussian", "identity"), ("gaussian", "log"),
     ("bernoulli", "logit"), ("bernoulli", "probit"), ("bernoulli", "cloglog"),
     ("binomial", "logit"), ("binomial", "probit"), ("binomial", "cloglog"),
-    ("poisson", "log"),
+    ("poisson", "log"), ("negbinomial", "log"), ("gamma", "log"), ("gamma", "inverse"),
 ]
 BINARY_LINKS = ["logit", "probit", "cloglog"]
 
@@ -50,7 +51,7 @@ def test_every_registered_family_is_covered():
 @pytest.mark.parametrize("name,link", FAMILY_LINKS)
 def test_default_link_is_canonical(name, link):
     canonical = {"gaussian": "identity", "bernoulli": "logit", "binomial": "logit",
-                 "poisson": "log"}
+                 "poisson": "log", "negbinomial": "log", "gamma": "log"}  # gamma: brms' default
     assert make_family(name).link == canonical[name]
 
 
@@ -119,6 +120,77 @@ def test_poisson_log_density_matches_scipy():
     np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
+@pytest.mark.parametrize("tau", [0.4, 2.7, 60.0])
+def test_negbinomial_log_density_matches_scipy(tau):
+    """NB2 with mean exp(eta) and size tau: scipy's nbinom(n = tau, p = tau / (tau + mu))."""
+    rng = np.random.default_rng(6)
+    eta = rng.normal(scale=1.5, size=60)
+    mu = np.exp(eta)
+    y = rng.negative_binomial(tau, tau / (tau + mu)).astype(float)
+    y[:3] = [0.0, 0.0, 80.0]
+    got = _log_density(make_family("negbinomial"), y, eta, tau)
+    want = scipy.stats.nbinom.logpmf(y, tau, tau / (tau + mu))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_negbinomial_tends_to_poisson():
+    rng = np.random.default_rng(7)
+    eta = rng.normal(size=20)
+    y = rng.poisson(np.exp(eta)).astype(float)
+    # at tau = 1e7 the NB log density is the Poisson's to O(mu^2 / tau) ~ 1e-6 and the
+    # rounding of lgamma(y + tau) - lgamma(tau) (~1e-8)
+    np.testing.assert_allclose(_log_density(make_family("negbinomial"), y, eta, 1e7),
+                               _log_density(make_family("poisson"), y, eta), atol=1e-5)
+    got = _log_density(make_family("negbinomial"), y, eta, 1e7)
+    mu = np.exp(eta)
+    exact = (y * -np.log1p(1e7 / mu) - 1e7 * np.log1p(mu / 1e7)
+             + scipy.special.gammaln(y + 1e7) - scipy.special.gammaln(1e7)
+             - scipy.special.gammaln(y + 1))
+    np.testing.assert_allclose(got, exact, atol=1e-7)
+
+
+@pytest.mark.parametrize("link", ["log", "inverse"])
+@pytest.mark.parametrize("tau", [0.5, 3.0, 40.0])
+def test_gamma_log_density_matches_scipy(link, tau):
+    """Gamma with mean g^-1(eta) and shape tau: scipy's gamma(a = tau, scale = mu / tau)."""
+    rng = np.random.default_rng(8)
+    eta = rng.normal(size=50) if link == "log" else rng.uniform(0.2, 3.0, size=50)
+    mu = NUMPY_INVERSE_LINKS[link](eta)
+    y = rng.gamma(tau, mu / tau)
+    got = _log_density(make_family("gamma", link), y, eta, tau)
+    want = scipy.stats.gamma.logpdf(y, tau, scale=mu / tau)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def test_gamma_inverse_link_is_minus_infinity_without_a_positive_mean():
+    fam = make_family("gamma", "inverse")
+    eta = jnp.array([-2.0, 0.0, 0.5])
+    y = jnp.array([1.0, 1.0, 1.0])
+    value = np.asarray(fam.log_density(y, eta, 2.0, jnp.ones(3)))
+    assert value[0] == value[1] == -np.inf and np.isfinite(value[2])
+    grad = jax.grad(lambda e: jnp.sum(jnp.where(e > 0, fam.log_density(y, e, 2.0, 1.0), 0.0)))(eta)
+    assert np.all(np.isfinite(np.asarray(grad)))  # no NaN leaks from the dropped branch
+
+
+@pytest.mark.parametrize("name,link,tau", [("negbinomial", "log", 2.5), ("gamma", "log", 4.0),
+                                           ("gamma", "inverse", 4.0)])
+def test_new_family_draws_have_the_stated_mean_and_variance(name, link, tau):
+    """Posterior predictive draws: mean mu and variance mu + mu^2/tau (negbinomial) or
+    mu^2/tau (gamma), within 5 standard errors over 200,000 draws."""
+    fam = make_family(name, link)
+    eta = 0.8 if link != "inverse" else 0.4
+    mu = float(NUMPY_INVERSE_LINKS[link](eta))
+    n = 200_000
+    y = np.asarray(fam.sample(jax.random.key(3), jnp.full(n, eta), jnp.asarray(tau), jnp.ones(n)))
+    var = mu + mu**2 / tau if name == "negbinomial" else mu**2 / tau
+    assert abs(y.mean() - mu) < 5 * np.sqrt(var / n)
+    assert abs(y.var() / var - 1) < 0.03
+    if name == "negbinomial":
+        assert np.all(y == np.round(y)) and y.min() >= 0
+    else:
+        assert y.min() > 0
+
+
 # ------------------------------------------------------------------------- extreme eta
 
 
@@ -131,7 +203,17 @@ def _extreme_case(name):
         return np.array([0.0, 3.0] * 2), eta, None
     if name == "gaussian":
         return np.array([-1.0, 2.0] * 2), eta, None
+    if name == "negbinomial":
+        return np.array([0.0, 3.0] * 2), eta, None
+    if name == "gamma":
+        return np.array([0.5, 2.0] * 2), eta, None
     return np.array([0.0, 1.0] * 2), eta, None
+
+
+def _in_mean_support(link, eta):
+    """The inverse link has a positive mean only for eta > 0; elsewhere the log density is
+    -inf by design."""
+    return np.asarray(eta) > 0 if link == "inverse" else np.ones(np.shape(eta), bool)
 
 
 @pytest.mark.parametrize("name,link", FAMILY_LINKS)
@@ -139,12 +221,21 @@ def test_log_density_at_eta_30_is_finite_and_matches_scipy(name, link):
     family = make_family(name, link)
     y, eta, trials = _extreme_case(name)
     got = _log_density(family, y, eta, 2.0, trials)
-    assert np.all(np.isfinite(got)), got
+    inside = _in_mean_support(link, eta)
+    assert np.all(np.isfinite(got[inside])) and np.all(got[~inside] == -np.inf), got
     mean = NUMPY_INVERSE_LINKS[link](eta)
     if name == "gaussian":
         want = scipy.stats.norm.logpdf(y, mean, 2.0**-0.5)
     elif name == "poisson":
         want = scipy.stats.poisson.logpmf(y, mean)
+    elif name == "negbinomial":
+        # closed form (scipy's nbinom forms 1 - p and loses 4e-6 at mu = exp(-30))
+        want = (scipy.special.gammaln(y + 2.0) - scipy.special.gammaln(2.0)
+                - scipy.special.gammaln(y + 1) - 2.0 * np.log1p(mean / 2.0)
+                - y * np.log1p(2.0 / mean))
+    elif name == "gamma":
+        want = np.where(inside, scipy.stats.gamma.logpdf(y, 2.0, scale=np.abs(mean) / 2.0),
+                        -np.inf)
     else:
         # log P(y) in closed form with the stable tails of scipy (log_expit, log_ndtr) and
         # the exact cloglog tails log(1 - p) = -exp(eta), log p = log(-expm1(-exp(eta))).
@@ -170,8 +261,11 @@ def test_gradient_wrt_eta_is_finite_at_eta_50(name, link, eta0):
     grad = jax.grad(lambda e: jnp.sum(family.log_density(jnp.asarray(y), e, 2.0, trials)))(
         jnp.full(4, eta0))
     assert np.all(np.isfinite(np.asarray(grad))), grad
-    value = family.log_density(jnp.asarray(y), jnp.full(4, eta0), 2.0, trials)
-    assert np.all(np.isfinite(np.asarray(value))), value
+    value = np.asarray(family.log_density(jnp.asarray(y), jnp.full(4, eta0), 2.0, trials))
+    if _in_mean_support(link, eta0):
+        assert np.all(np.isfinite(value)), value
+    else:
+        assert np.all(value == -np.inf), value
 
 
 @pytest.mark.parametrize("eta0", [-40.0, -200.0, -800.0])
@@ -204,6 +298,10 @@ def _far_rows(name):
         return np.array([0.0, 3.0]), np.ones(2)
     if name == "gaussian":
         return np.array([-1.0, 2.0]), np.ones(2)
+    if name == "negbinomial":
+        return np.array([0.0, 3.0, 40.0]), np.ones(3)
+    if name == "gamma":
+        return np.array([0.5, 2.0]), np.ones(2)
     return np.array([0.0, 1.0]), np.ones(2)
 
 
@@ -211,6 +309,10 @@ def _representable(name, link, y, n, eta):
     """Whether log p(y | eta) is a float64 number: it is below -1.8e308 only where a term
     -exp(eta) with eta > 709.78 enters (log and cloglog links; for cloglog only the failures'
     log(1 - p) = -exp(eta))."""
+    if name == "negbinomial":  # log(tau + mu) grows like eta: finite on the whole line
+        return True
+    if name == "gamma":  # -tau y / mu: -tau y exp(-eta) (log), -tau y eta (inverse)
+        return eta > 0 if link == "inverse" else eta > -709.78
     if eta <= 709.78:
         return True
     if link == "log":
@@ -329,7 +431,9 @@ def test_what_each_family_knows_besides_its_density():
         assert (s, m) == ((1.0, 2.0) if collapsible else (1.0, 0.0)), (name, link)
         assert "mu_text" in fam.distribution_text("mu_text")
     assert {n for n, cls in FAMILIES.items() if cls().discrete} == {"bernoulli", "binomial",
-                                                                     "poisson"}
+                                                                     "poisson", "negbinomial"}
+    assert {n for n, cls in FAMILIES.items() if cls.has_dispersion} == {"gaussian",
+                                                                        "negbinomial", "gamma"}
 
 
 def test_dispersion_hooks():
@@ -349,3 +453,33 @@ def test_dispersion_hooks():
     assert make_family("gaussian", "log").tau_prior(y) == (1.0, 0.005)
     np.testing.assert_allclose(gauss.log_tau_start(y), -np.log(np.var(y)), rtol=1e-14)
     np.testing.assert_allclose(float(gauss.dispersion_draws(jnp.asarray(4.0))["sigma"]), 0.5)
+
+
+@pytest.mark.parametrize("bad", [-1.0, 2.5, np.nan])
+def test_negbinomial_check_response_names_first_bad_row(bad):
+    y = np.array([0.0, 3.0, bad, 1.0, bad])
+    with pytest.raises(ValueError, match=r"'negbinomial' needs non-negative whole counts; "
+                                         r"row 2 has"):
+        make_family("negbinomial").check_response(y, None)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.5, np.nan])
+def test_gamma_check_response_names_first_bad_row(bad):
+    y = np.array([0.3, 3.0, 1.0, bad, bad])
+    with pytest.raises(ValueError, match=r"'gamma' needs positive responses \(y > 0\); row 3"):
+        make_family("gamma").check_response(y, None)
+    make_family("gamma", "inverse").check_response(np.array([0.1, 5.0]), None)
+
+
+def test_new_families_default_tau_priors_are_written_from_the_data():
+    y = np.array([0.0, 2.0, 5.0, 1.0, 12.0])
+    c, d = make_family("negbinomial").tau_prior(y)
+    assert (c, d) == (1.0, 0.1 / np.mean(y))  # exponential, mean 10 mean(y)
+    yg = np.array([0.5, 1.5, 2.0, 4.0])
+    k = np.mean(yg) ** 2 / np.var(yg)
+    assert make_family("gamma").tau_prior(yg) == (1.0, 0.1 / k)
+    np.testing.assert_allclose(make_family("gamma").log_tau_start(yg), np.log(k))
+    # NB's start: the moment estimate m^2 / (v - m) when the counts are overdispersed
+    m, v = np.mean(y), np.var(y)
+    np.testing.assert_allclose(make_family("negbinomial").log_tau_start(y),
+                               np.log(m * m / (v - m)))
