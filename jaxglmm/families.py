@@ -94,6 +94,21 @@ def _first_bad_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _poisson_draw(key: Array, rate: Array) -> Array:
+    """Poisson draws as floats of rate's dtype, valid for any rate >= 0: jax.random.poisson
+    returns 0 for rates past about 1e19 and garbage for inf or NaN (prior predictive draws
+    under wide priors reach them). Above 1e15 the normal approximation, exact to float64
+    resolution there; inf stays inf and NaN NaN."""
+    k_small, k_big = jax.random.split(key)
+    big = ~(rate <= 1e15)  # also inf and NaN
+    small = jax.random.poisson(k_small, jnp.where(big, 0.0, rate)).astype(rate.dtype)
+    finite = jnp.where(jnp.isfinite(rate), rate, 0.0)
+    approx = jnp.round(finite + jnp.sqrt(finite) * jax.random.normal(k_big, rate.shape,
+                                                                     rate.dtype))
+    approx = jnp.where(jnp.isfinite(rate), approx, rate)
+    return jnp.where(big, approx, small)
+
+
 def _check_counts(y: np.ndarray, name: str) -> None:
     bad = (y < 0) | (y != np.round(y))
     if bad.any():
@@ -329,7 +344,7 @@ class Poisson(Family):
         _check_counts(y, self.name)
 
     def sample(self, key, eta, tau, trials):
-        return jax.random.poisson(key, jnp.exp(eta)).astype(eta.dtype)
+        return _poisson_draw(key, jnp.exp(eta))
 
 
 def _log_mean(eta: Array, link: str) -> Array:
@@ -398,8 +413,9 @@ class NegBinomial(Family):
 
     def sample(self, key, eta, tau, trials):
         k_rate, k_y = jax.random.split(key)
-        rate = jnp.exp(eta) * jax.random.gamma(k_rate, tau, eta.shape, eta.dtype) / tau
-        return jax.random.poisson(k_y, rate).astype(eta.dtype)
+        # mu times a Gamma(tau, rate tau) draw of mean 1 (in this order: no overflow)
+        rate = jnp.exp(eta) * (jax.random.gamma(k_rate, tau, eta.shape, eta.dtype) / tau)
+        return _poisson_draw(k_y, rate)
 
 
 @dataclass(frozen=True)
@@ -457,7 +473,7 @@ class GammaFamily(Family):
                              f"has {y[row].item()!r}.")
 
     def sample(self, key, eta, tau, trials):
-        return self.inverse_link(eta) * jax.random.gamma(key, tau, eta.shape, eta.dtype) / tau
+        return self.inverse_link(eta) * (jax.random.gamma(key, tau, eta.shape, eta.dtype) / tau)
 
 
 FAMILIES: dict[str, type[Family]] = {

@@ -192,10 +192,11 @@ def posterior_predictive_draws(fit, seed=0) -> np.ndarray:
 
 def as_response(y: np.ndarray, model) -> np.ndarray:
     """y as stored: integers for a discrete family, so that ArviZ treats observed and
-    predicted y as counts (histograms rather than densities in plot_ppc)."""
-    if model.spec.family.discrete:
+    predicted y as counts (histograms rather than densities in plot_ppc), unless a draw is
+    beyond int64 or not finite (kept as floats rather than wrapped into negative numbers)."""
+    if model.spec.family.discrete and np.all(np.abs(y) < 2.0**62):  # also: all finite
         return np.rint(y).astype(np.int64)
-    return y
+    return y  # counts past int64 (prior predictive under wide priors) stay float, inf too
 
 
 # --------------------------------------------------------------------------- DataTree

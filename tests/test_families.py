@@ -483,3 +483,15 @@ def test_new_families_default_tau_priors_are_written_from_the_data():
     m, v = np.mean(y), np.var(y)
     np.testing.assert_allclose(make_family("negbinomial").log_tau_start(y),
                                np.log(m * m / (v - m)))
+
+
+def test_count_draws_are_right_for_any_rate():
+    """jax.random.poisson gives 0 at rate 1e300 and garbage at inf; the families' draws
+    use the normal approximation past 1e15 and keep inf and NaN."""
+    rate = np.array([3.0, 1e12, 1e16, 1e300, np.inf, np.nan])
+    eta = jnp.asarray(np.log(rate))
+    for fam, tau in ((make_family("poisson"), 1.0), (make_family("negbinomial"), 1e12)):
+        y = np.asarray(fam.sample(jax.random.key(0), eta, jnp.asarray(tau), jnp.ones(6)))
+        assert y[0] == np.round(y[0]) and y[0] >= 0
+        np.testing.assert_allclose(y[1:4], rate[1:4], rtol=1e-4)
+        assert y[4] == np.inf and np.isnan(y[5])
