@@ -476,8 +476,74 @@ class GammaFamily(Family):
         return self.inverse_link(eta) * (jax.random.gamma(key, tau, eta.shape, eta.dtype) / tau)
 
 
+@dataclass(frozen=True)
+class BetaFamily(Family):
+    """y in (0, 1) from a Beta with mean mu = g^{-1}(eta) and precision tau: shapes mu tau
+    and (1 - mu) tau, variance mu (1 - mu) / (1 + tau) (brms' beta, with phi = tau); logit
+    link by default."""
+
+    name: ClassVar[str] = "beta"
+    links: ClassVar[tuple[str, ...]] = ("logit", "probit", "cloglog")
+    has_dispersion: ClassVar[bool] = True
+
+    @staticmethod
+    def _precision_estimate(y) -> float:
+        """The pooled moment estimate m (1 - m) / var(y) - 1, at least 1."""
+        m, v = float(np.mean(y)), float(np.var(y))
+        return max(m * (1 - m) / v - 1.0, 1.0) if v > 0 else 10.0
+
+    def tau_prior(self, y):
+        """tau ~ Gamma(1, 0.1 / k), k the pooled moment estimate of the precision: exponential
+        with mean 10 k (as for the gamma family's shape)."""
+        return 1.0, 0.1 / self._precision_estimate(y)
+
+    def log_tau_start(self, y):
+        """log of the pooled moment estimate of the precision."""
+        return float(np.log(self._precision_estimate(y)))
+
+    def working_weight(self, y, trials):
+        # Fisher information for eta: tau (psi'(mu tau) + psi'((1 - mu) tau)) (dmu/deta)^2
+        from scipy.special import polygamma
+        from scipy.stats import norm
+
+        k = self._precision_estimate(y)
+        m = float(np.clip(np.mean(y), 0.01, 0.99))
+        if self.link == "logit":
+            dmu = m * (1 - m)
+        elif self.link == "probit":
+            dmu = norm.pdf(norm.ppf(m))
+        else:
+            dmu = -(1 - m) * np.log1p(-m)
+        info = k * (polygamma(1, m * k) + polygamma(1, (1 - m) * k)) * dmu**2
+        return np.full(np.shape(y), float(info)), 1.0
+
+    def distribution_text(self, mean):
+        return f"Beta(mean {mean}, precision tau)"
+
+    def log_kernel(self, y, eta, tau, trials):
+        # -lgamma(a) as log(a) - lgamma(1 + a), with log a = log tau + log mu exact: a shape
+        # that underflows (eta far out) keeps its log instead of giving lgamma(0) = inf
+        log_mu, log_1m_mu = _log_p_and_log_1mp(eta, self.link)
+        log_a, log_b = jnp.log(tau) + log_mu, jnp.log(tau) + log_1m_mu
+        a, b = jnp.exp(log_a), jnp.exp(log_b)
+        return (gammaln(tau) + log_a - gammaln(1.0 + a) + log_b - gammaln(1.0 + b)
+                + (a - 1.0) * jnp.log(y) + (b - 1.0) * jnp.log1p(-y))
+
+    def check_response(self, y, trials):
+        bad = ~((y > 0) & (y < 1))
+        if bad.any():
+            row = _first_bad_row(bad)
+            raise ValueError(f"y: family 'beta' needs responses strictly between 0 and 1; row "
+                             f"{row} has {y[row].item()!r}.")
+
+    def sample(self, key, eta, tau, trials):
+        mu = self.inverse_link(eta)
+        return jax.random.beta(key, mu * tau, (1.0 - mu) * tau, eta.shape, eta.dtype)
+
+
 FAMILIES: dict[str, type[Family]] = {
-    cls.name: cls for cls in (Gaussian, Bernoulli, Binomial, Poisson, NegBinomial, GammaFamily)
+    cls.name: cls for cls in (Gaussian, Bernoulli, Binomial, Poisson, NegBinomial, GammaFamily,
+                              BetaFamily)
 }
 
 

@@ -31,6 +31,7 @@ FAMILY_LINKS = [
     ("bernoulli", "logit"), ("bernoulli", "probit"), ("bernoulli", "cloglog"),
     ("binomial", "logit"), ("binomial", "probit"), ("binomial", "cloglog"),
     ("poisson", "log"), ("negbinomial", "log"), ("gamma", "log"), ("gamma", "inverse"),
+    ("beta", "logit"), ("beta", "probit"), ("beta", "cloglog"),
 ]
 BINARY_LINKS = ["logit", "probit", "cloglog"]
 
@@ -51,7 +52,8 @@ def test_every_registered_family_is_covered():
 @pytest.mark.parametrize("name,link", FAMILY_LINKS)
 def test_default_link_is_canonical(name, link):
     canonical = {"gaussian": "identity", "bernoulli": "logit", "binomial": "logit",
-                 "poisson": "log", "negbinomial": "log", "gamma": "log"}  # gamma: brms' default
+                 "poisson": "log", "negbinomial": "log", "gamma": "log",  # gamma: brms' default
+                 "beta": "logit"}
     assert make_family(name).link == canonical[name]
 
 
@@ -207,6 +209,8 @@ def _extreme_case(name):
         return np.array([0.0, 3.0] * 2), eta, None
     if name == "gamma":
         return np.array([0.5, 2.0] * 2), eta, None
+    if name == "beta":
+        return np.array([0.05, 0.9] * 2), eta, None
     return np.array([0.0, 1.0] * 2), eta, None
 
 
@@ -236,6 +240,20 @@ def test_log_density_at_eta_30_is_finite_and_matches_scipy(name, link):
     elif name == "gamma":
         want = np.where(inside, scipy.stats.gamma.logpdf(y, 2.0, scale=np.abs(mean) / 2.0),
                         -np.inf)
+    elif name == "beta":
+        # shapes a = 2 mu, b = 2 (1 - mu) from log mu, log(1 - mu) exact in the tails; scipy's
+        # beta.logpdf where b is a float, else (cloglog at eta = 30: b = 2 exp(-exp(30))
+        # underflows) lgamma(b) = log(1/b) + O(b): the closed form in log b
+        log_mu, log_1m = {
+            "logit": (scipy.special.log_expit(eta), scipy.special.log_expit(-eta)),
+            "probit": (scipy.special.log_ndtr(eta), scipy.special.log_ndtr(-eta)),
+            "cloglog": (np.log(-np.expm1(-np.exp(eta))), -np.exp(eta))}[link]
+        a, b = 2.0 * np.exp(log_mu), 2.0 * np.exp(log_1m)
+        with np.errstate(invalid="ignore"):
+            want = scipy.stats.beta.logpdf(y, a, b)
+        tiny = b == 0
+        want[tiny] = (np.log(2.0) + log_1m[tiny]  # lgamma(2) = 0 for tau and a
+                      + (a[tiny] - 1) * np.log(y[tiny]) - np.log1p(-y[tiny]))
     else:
         # log P(y) in closed form with the stable tails of scipy (log_expit, log_ndtr) and
         # the exact cloglog tails log(1 - p) = -exp(eta), log p = log(-expm1(-exp(eta))).
@@ -302,6 +320,8 @@ def _far_rows(name):
         return np.array([0.0, 3.0, 40.0]), np.ones(3)
     if name == "gamma":
         return np.array([0.5, 2.0]), np.ones(2)
+    if name == "beta":
+        return np.array([0.05, 0.5, 0.95]), np.ones(3)
     return np.array([0.0, 1.0]), np.ones(2)
 
 
@@ -313,6 +333,12 @@ def _representable(name, link, y, n, eta):
         return True
     if name == "gamma":  # -tau y / mu: -tau y exp(-eta) (log), -tau y eta (inverse)
         return eta > 0 if link == "inverse" else eta > -709.78
+    if name == "beta":  # about log(tau (1 - mu)) or log(tau mu): -|eta| (logit), -eta^2/2
+        if link == "logit":  # (probit), -exp(eta) (cloglog's 1 - mu) and eta (its mu)
+            return True
+        if link == "probit":
+            return abs(eta) < 1.8e154
+        return eta <= 709.78
     if eta <= 709.78:
         return True
     if link == "log":
@@ -432,8 +458,8 @@ def test_what_each_family_knows_besides_its_density():
         assert "mu_text" in fam.distribution_text("mu_text")
     assert {n for n, cls in FAMILIES.items() if cls().discrete} == {"bernoulli", "binomial",
                                                                      "poisson", "negbinomial"}
-    assert {n for n, cls in FAMILIES.items() if cls.has_dispersion} == {"gaussian",
-                                                                        "negbinomial", "gamma"}
+    assert {n for n, cls in FAMILIES.items() if cls.has_dispersion} == {
+        "gaussian", "negbinomial", "gamma", "beta"}
 
 
 def test_dispersion_hooks():
@@ -495,3 +521,32 @@ def test_count_draws_are_right_for_any_rate():
         assert y[0] == np.round(y[0]) and y[0] >= 0
         np.testing.assert_allclose(y[1:4], rate[1:4], rtol=1e-4)
         assert y[4] == np.inf and np.isnan(y[5])
+
+
+@pytest.mark.parametrize("link", ["logit", "probit", "cloglog"])
+@pytest.mark.parametrize("tau", [0.8, 6.0, 150.0])
+def test_beta_log_density_matches_scipy(link, tau):
+    rng = np.random.default_rng(9)
+    eta = rng.uniform(*ETA_RANGE[link], size=50)
+    mu = NUMPY_INVERSE_LINKS[link](eta)
+    y = np.clip(rng.beta(mu * tau, (1 - mu) * tau), 1e-12, 1 - 1e-12)
+    got = _log_density(make_family("beta", link), y, eta, tau)
+    want = scipy.stats.beta.logpdf(y, mu * tau, (1 - mu) * tau)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, 1.2, np.nan])
+def test_beta_check_response_names_first_bad_row(bad):
+    y = np.array([0.3, 0.5, bad, 0.1])
+    with pytest.raises(ValueError, match=r"'beta' needs responses strictly between 0 and 1; "
+                                         r"row 2"):
+        make_family("beta").check_response(y, None)
+
+
+def test_beta_draws_have_the_stated_mean_and_variance():
+    fam, tau, n = make_family("beta"), 7.0, 200_000
+    mu = float(scipy.special.expit(0.6))
+    y = np.asarray(fam.sample(jax.random.key(4), jnp.full(n, 0.6), jnp.asarray(tau), jnp.ones(n)))
+    var = mu * (1 - mu) / (1 + tau)
+    assert abs(y.mean() - mu) < 5 * np.sqrt(var / n) and abs(y.var() / var - 1) < 0.03
+    assert y.min() > 0 and y.max() < 1
