@@ -195,3 +195,21 @@ def test_posterior_matches_numpyro(family):
         bad += [name] if abs(z) >= Z_CRIT else []
     assert not bad, "\n".join(report)
     assert fit.num_divergences == 0
+
+
+def test_save_load_and_predict(fitted, tmp_path):
+    family, model, fit = fitted
+    path = tmp_path / f"{family}.nc"
+    fit.save(path)
+    loaded = jaxglmm.load(path)
+    assert loaded.model.spec.family == fit.model.spec.family
+    assert loaded.model.priors == fit.model.priors
+    for k in fit.draws:
+        np.testing.assert_array_equal(loaded.draws[k], fit.draws[k])
+    new = model.model.data.iloc[:4]
+    mean = loaded.predict(new, kind="mean")
+    link = loaded.predict(new, kind="link")
+    inverse = scipy.special.expit if family == "beta" else np.exp
+    np.testing.assert_allclose(mean, inverse(link), rtol=1e-12)
+    y = loaded.predict(new, kind="response", seed=1)
+    assert y.shape == mean.shape and np.all(y >= 0)
