@@ -13,9 +13,11 @@
 PYTHON ?=
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# shell: $$py becomes $(PYTHON), or what tools/find-python finds (stopping make if nothing)
+CHOOSE_PYTHON = py="$(PYTHON)"; if [ -z "$$py" ]; then py=$$(tools/find-python) || exit 1; fi
 # make a virtual environment $(1) with Python >= 3.12, replacing one made with an older Python
 define make_venv
-	@py="$(PYTHON)"; if [ -z "$$py" ]; then py=$$(tools/find-python) || exit 1; fi; \
+	@$(CHOOSE_PYTHON); \
 	if [ -x $(1)/bin/python ] && ! $(1)/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 12))'; then \
 		echo "make: $(1) holds Python < 3.12; making it again with $$py"; rm -rf $(1); fi; \
 	test -x $(1)/bin/python || { echo "$$py -m venv $(1)"; "$$py" -m venv $(1); }
@@ -59,8 +61,7 @@ test-formulae-0.6:
 # jaxglmm, bambi and pymc resolved into one fresh environment (`pip check`, imports, a fit)
 COINSTALL_VENV ?= .venv-coinstall
 check-coinstall:
-	@py="$(PYTHON)"; if [ -z "$$py" ]; then py=$$(tools/find-python) || exit 1; fi; \
-	tools/check-coinstall "$$py" $(COINSTALL_VENV)
+	@$(CHOOSE_PYTHON); tools/check-coinstall "$$py" $(COINSTALL_VENV)
 
 test-fast: $(VENV)/.test-installed
 	$(PY) -m pytest -n 2 -q -m "not slow"

@@ -243,9 +243,10 @@ class GLMM:
             seed: an integer or a jax.random key.
             include_b: keep the random effects b in the prior group.
         Returns:
-            ArviZ 1.x data (an xarray.DataTree) with groups prior (beta, mu, tau, sigma, D, sd, corr, b
-            and the random hyperparameters, (1, draws, ...), named dims as the
-            posterior's), prior_predictive (y, (1, draws, n_obs)) and observed_data.
+            ArviZ 1.x data (an xarray.DataTree) with groups prior (beta, mu, tau, the
+            family's dispersion draws such as sigma, D, sd, corr, b and the random
+            hyperparameters, (1, draws, ...), named dims as the posterior's),
+            prior_predictive (y, (1, draws, n_obs)) and observed_data.
         Raises:
             ValueError: a flat prior on beta or mu, which cannot be drawn from.
         """

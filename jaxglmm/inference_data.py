@@ -202,7 +202,6 @@ def as_response(y: np.ndarray, model) -> np.ndarray:
 # --------------------------------------------------------------------------- DataTree
 
 
-
 def named_dataset(values: dict, dims: dict, coords: dict, chain_draw: bool = True):
     """An xarray Dataset of `values` with leading (chain, draw) dims (unless not
     `chain_draw`), then each variable's `dims` and the `coords` of those dims."""

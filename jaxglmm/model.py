@@ -16,8 +16,8 @@ import numpy as np
 from .density import ModelData, ModelSpec, TermSpec, log_posterior, weighted
 from .design import ArrayData, choose_centred
 from .families import Family
-from .links import MEAN_TEXT
 from .formula import FormulaDesign
+from .links import MEAN_TEXT
 from .parameters import init_box
 from .priors import (Flat, Normal, Priors, default_priors, describe_priors, intercept_width,
                      resolve_priors)

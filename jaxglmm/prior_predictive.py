@@ -15,8 +15,8 @@ import numpy as np
 
 from .density import natural_draw
 from .fitting import check_count
-from .inference_data import (OBS_DIM, as_response, data_tree, named_dataset, posterior_dataset,
-                             posterior_predictive_draws, response_name)
+from .inference_data import (OBS_DIM, as_response, data_tree, named_dataset,
+                             posterior_dataset, posterior_predictive_draws, response_name)
 from .keys import as_key
 from .model import Model
 from .results import Fit
@@ -127,8 +127,8 @@ def prior_draws(model: Model, draws: int = 500, seed=0) -> dict:
 
 
 def sample_prior(model: Model, draws: int = 500, seed=0, include_b: bool = True):
-    """ArviZ 1.x data (an `xarray.DataTree`) with groups prior (the prior draws, named dims as the
-    posterior's), prior_predictive (y drawn at each prior draw, (1, draws, n_obs)) and
+    """ArviZ 1.x data (an `xarray.DataTree`) with groups prior (the prior draws, named dims
+    as the posterior's), prior_predictive (y drawn at each prior draw, (1, draws, n_obs)) and
     observed_data, as Bambi's `prior_predictive` returns. Keys from `seed`."""
     key = as_key(seed)
     k_prior, k_y = jax.random.split(key)

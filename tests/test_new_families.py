@@ -123,9 +123,10 @@ def test_command_line_fits_a_negative_binomial(tmp_path):
     csv = tmp_path / "counts.csv"
     simulated("negbinomial").to_csv(csv, index=False)
     env = dict(os.environ, JAXGLMM_PROGRESS="0")
-    out = subprocess.run([sys.executable, "-m", "jaxglmm", "fit", str(csv), "--formula", "y ~ x + (1 | g)",
-                          "--family", "negbinomial", "--chains", "2", "--warmup", "100",
-                          "--draws", "50"], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, "-m", "jaxglmm", "fit", str(csv),
+                          "--formula", "y ~ x + (1 | g)", "--family", "negbinomial",
+                          "--chains", "2", "--warmup", "100", "--draws", "50"],
+                         capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert "tau" in out.stdout and "beta[x]" in out.stdout
 
@@ -149,7 +150,7 @@ def numpyro_draws(family, model, seed=2, chains=4, warmup=1000, draws=1000) -> d
     nu, gamma = float(resolved.omega_df), float(resolved.gamma[0])
 
     def npm():
-        beta = numpyro.sample("beta", dist.Normal(np.asarray(beta_prior.loc, float) * np.ones(1),
+        beta = numpyro.sample("beta", dist.Normal(np.asarray(beta_prior.loc, float),
                                                   np.asarray(beta_prior.scale, float)).to_event(1))
         mu = numpyro.sample("mu", dist.Normal(float(np.ravel(mu_prior.loc)[0]),
                                               float(np.ravel(mu_prior.scale)[0])))
