@@ -4,11 +4,15 @@ from .devices import use_cpu_devices
 use_cpu_devices()  # first, before any JAX operation runs (jaxglmm.devices)
 
 from . import datasets  # noqa: E402
-from .families import (FAMILIES, BetaFamily, Bernoulli, Binomial, Family, GammaFamily,  # noqa: E402
-                       Gaussian, NegBinomial, Poisson, make_family)
+from .extended_families import (Student, ZeroInflatedNegBinomial,  # noqa: E402
+                                ZeroInflatedPoisson)
+from .families import (BetaFamily, Bernoulli, Binomial, GammaFamily, Gaussian,  # noqa: E402
+                       NegBinomial, Poisson)
+from .family_base import Family  # noqa: E402
+from .family_registry import FAMILIES, make_family  # noqa: E402
 from .glmm import GLMM  # noqa: E402
 from .model import Model  # noqa: E402
-from .priors import Flat, Gamma, Normal, Priors, Wishart  # noqa: E402
+from .priors import Beta, Flat, Gamma, Normal, Priors, Wishart  # noqa: E402
 from .problem import Problem  # noqa: E402
 from .results import Fit, SamplingWarning  # noqa: E402
 from .loading import load  # noqa: E402
@@ -16,8 +20,9 @@ from .loading import load  # noqa: E402
 from .version import __version__  # noqa: E402,F401
 
 __all__ = [
-    "GLMM", "Model", "Fit", "Priors", "Normal", "Flat", "Gamma", "Wishart", "Family", "Gaussian",
-    "Bernoulli", "Binomial", "Poisson", "NegBinomial", "GammaFamily", "BetaFamily", "FAMILIES",
+    "GLMM", "Model", "Fit", "Priors", "Normal", "Flat", "Gamma", "Beta", "Wishart", "Family",
+    "Gaussian", "Bernoulli", "Binomial", "Poisson", "NegBinomial", "GammaFamily", "BetaFamily",
+    "Student", "ZeroInflatedPoisson", "ZeroInflatedNegBinomial", "FAMILIES",
     "make_family", "SamplingWarning",
     "Problem", "datasets", "load",
 ]

@@ -29,7 +29,7 @@ import jaxglmm
 from . import demo
 from .cli_args import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, MAX_MESSAGE, PROG, CLIError,
                        UsageError, parse_args)
-from .families import make_family
+from .family_registry import make_family
 from .formula_syntax import formula_columns
 
 # ------------------------------------------------------------------ errors and warnings

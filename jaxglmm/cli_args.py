@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from .families import FAMILIES, make_family
+from .family_registry import FAMILIES, make_family
 from .fitting import METHODS
 from .inference_data import PLOT_KINDS
 from .predict import GROUPS as PREDICT_GROUPS, KINDS as PREDICT_KINDS

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import solve_triangular
 
-from .families import Family
+from .family_base import Family
 from .laplace import NEWTON_STEPS, guided_effects
 from .parameters import chol_product_log_jacobian, cov_to_corr, vec_to_chol
 from .priors import (ResolvedPriors, gamma_logpdf, mvnormal_logpdf_chol, normal_logpdf,
@@ -103,6 +103,7 @@ class Psi(NamedTuple):
     tau: Array            # ()  (1 for families without dispersion)
     d: Array              # ()  rate of tau's Gamma prior
     terms: tuple          # (TermPsi, ...) one per random-effect term
+    extra: dict           # the family's parameters besides tau by name (nu, zi), each ()
 
 
 def _unpack_term(position: dict, term: TermSpec, dtype) -> tuple[TermPsi, Array]:
@@ -139,7 +140,8 @@ def _unpack_term(position: dict, term: TermSpec, dtype) -> tuple[TermPsi, Array]
 
 def unpack(position: dict, spec: ModelSpec) -> tuple[Psi, Array]:
     """Natural parameters from the unconstrained position, and the log-Jacobian (()) of the
-    map from the unconstrained space to (tau, d, gamma, Omega) where the priors are stated."""
+    map from the unconstrained space to (tau, d, gamma, Omega, the family's parameters) where
+    the priors are stated."""
     dtype = position[spec.terms[0].name("chol")].dtype
     terms, log_jac = [], jnp.zeros((), dtype)
     for term in spec.terms:
@@ -157,8 +159,15 @@ def unpack(position: dict, spec: ModelSpec) -> tuple[Psi, Array]:
         log_jac = log_jac + position["log_d"]
     elif pri.tau is not None:
         d = jnp.asarray(pri.tau[1], dtype)
+    extra = {}
+    for param in spec.family.parameters():
+        if param.fixed:
+            extra[param.name] = jnp.asarray(param.prior, dtype)
+        else:
+            extra[param.name], jac = param.natural(position[param.position_name])
+            log_jac = log_jac + jac
     beta = position.get("beta", jnp.zeros((0,), dtype))
-    return Psi(beta, tau, d, tuple(terms)), log_jac
+    return Psi(beta, tau, d, tuple(terms), extra), log_jac
 
 
 def _term_effects(position: dict, t: TermPsi, term: TermSpec) -> Array:
@@ -204,8 +213,8 @@ def random_effects_and_log_jacobian(position: dict, psi: Psi, spec: ModelSpec,
         b, jac = guided_effects(
             position[term.name("z")], _eta_without_term(k, bs, psi, spec, data), Z, cluster,
             t.mu, term_precision(t, term),
-            lambda eta: weighted(spec.family.log_kernel(data.y, eta, psi.tau, data.trials),
-                                 data.weights),
+            lambda eta: weighted(spec.family.log_kernel(data.y, eta, psi.tau, data.trials,
+                                                        psi.extra), data.weights),
             term.newton_steps)
         bs.append(b)
         log_jac = log_jac + jac
@@ -251,7 +260,8 @@ def pointwise_log_likelihood(b, psi: Psi, data: ModelData, family: Family) -> Ar
     """w_ij log p(y_ij | b, beta, tau) per observation (n_obs,): weighted as in the
     likelihood."""
     eta = linear_predictor(b, psi.beta, data)
-    return weighted(family.log_density(data.y, eta, psi.tau, data.trials), data.weights)
+    return weighted(family.log_density(data.y, eta, psi.tau, data.trials, psi.extra),
+                    data.weights)
 
 
 def _log_prior_term_b(position: dict, t: TermPsi, b: Array, term: TermSpec) -> Array:
@@ -287,8 +297,8 @@ def _log_prior_term(t: TermPsi, term: TermSpec) -> Array:
 
 
 def log_prior_psi(psi: Psi, spec: ModelSpec) -> Array:
-    """log p(beta) + log p(tau | d) p(d) + sum over terms of log p(mu) + log p(Omega | gamma)
-    p(gamma), ()."""
+    """log p(beta) + log p(tau | d) p(d) + log p(the family's sampled parameters) + sum over
+    terms of log p(mu) + log p(Omega | gamma) p(gamma), ()."""
     priors = spec.priors
     total = jnp.zeros((), psi.tau.dtype)
     if priors.beta is not None:
@@ -299,6 +309,8 @@ def log_prior_psi(psi: Psi, spec: ModelSpec) -> Array:
         if priors.random_d:
             g, h = priors.tau[1]
             total += gamma_logpdf(psi.d, g, h)
+    for param in spec.family.sampled_parameters:
+        total += param.log_prior(psi.extra[param.name])
     for t, term in zip(psi.terms, spec.terms):
         total += _log_prior_term(t, term)
     return total
@@ -309,8 +321,8 @@ def log_posterior(position: dict, data: ModelData, spec: ModelSpec) -> Array:
     psi, log_jac = unpack(position, spec)
     b, log_jac_b = random_effects_and_log_jacobian(position, psi, spec, data)
     eta = linear_predictor(b, psi.beta, data)
-    loglik = jnp.sum(weighted(spec.family.log_kernel(data.y, eta, psi.tau, data.trials),
-                              data.weights)) + data.log_base
+    loglik = jnp.sum(weighted(spec.family.log_kernel(data.y, eta, psi.tau, data.trials,
+                                                     psi.extra), data.weights)) + data.log_base
     return (loglik + log_prior_b(position, psi, b, spec) + log_jac_b
             + log_prior_psi(psi, spec) + log_jac)
 
@@ -341,7 +353,7 @@ def covariance(psi: Psi, spec: ModelSpec) -> Array:
 def natural_draw(position: dict, spec: ModelSpec, b=None, data: ModelData | None = None
                  ) -> dict:
     """One draw on the natural scale: beta, tau (and the family's `dispersion_draws`, the
-    gaussian's sigma), d, and per term
+    gaussian's sigma), the family's sampled parameters (nu, zi), d, and per term
     (names suffixed by the term's key) mu (free columns), D, sd, corr, b and gamma. `b` is
     given when the position has none (collapsed sampler); `data` is needed by
     Laplace-guided terms."""
@@ -362,6 +374,8 @@ def natural_draw(position: dict, spec: ModelSpec, b=None, data: ModelData | None
     if spec.family.has_dispersion:
         out["tau"] = psi.tau
         out.update(spec.family.dispersion_draws(psi.tau))  # e.g. the gaussian's sigma
+    for param in spec.family.sampled_parameters:
+        out[param.name] = psi.extra[param.name]
     if spec.priors.random_d:
         out["d"] = psi.d
     return out

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .families import Family
+from .family_base import Family
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,7 @@
-"""Response families (their link functions are in `jaxglmm.links`).
-
-A family is a small frozen dataclass that holds everything jaxglmm knows of it: the log density
-of y given the linear predictor eta (and the precision tau = 1/phi where the family has a
-dispersion), the inverse link, the support check, whether y is discrete, whether b can be
-integrated out exactly, the GLM working weight the centring rule uses, the data scale the
-default priors use, for a family with a dispersion the default prior of tau, where its
-initial values start and what is reported beside it (the gaussian's sigma), and how the model
-text names it. Adding a family means writing one such object and registering it in
-``FAMILIES``.
-
-All densities are written in terms of eta, not of the mean, so that the numerically stable
-forms (softplus, log_ndtr, exp of the log link) are used on the whole real line.
-"""
+"""The exponential-family responses: gaussian, bernoulli, binomial, poisson, negative
+binomial, gamma and beta (the interface is `jaxglmm.family_base.Family`, the link functions
+are in `jaxglmm.links`; Student-t and the zero-inflated counts, which have a parameter besides
+tau, are in `jaxglmm.extended_families`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,120 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
-from .links import (INVERSE_LINKS, binary_kernel, binary_working_weight, log_mean,
-                    log_p_and_log_1mp, outside_mean_support)
+from .family_base import Family, check_counts, first_bad_row, poisson_draw
+from .links import (binary_kernel, binary_working_weight, log_mean, log_p_and_log_1mp,
+                    outside_mean_support)
 
 Array = jax.Array
-
-
-def _first_bad_row(mask: np.ndarray) -> int:
-    return int(np.flatnonzero(mask)[0])
-
-
-def _poisson_draw(key: Array, rate: Array) -> Array:
-    """Poisson draws as floats of rate's dtype, valid for any rate >= 0: jax.random.poisson
-    returns 0 for rates past about 1e19 and garbage for inf or NaN (prior predictive draws
-    under wide priors reach them). Above 1e15 the normal approximation, exact to float64
-    resolution there; inf stays inf and NaN NaN."""
-    k_small, k_big = jax.random.split(key)
-    big = ~(rate <= 1e15)  # also inf and NaN
-    small = jax.random.poisson(k_small, jnp.where(big, 0.0, rate)).astype(rate.dtype)
-    finite = jnp.where(jnp.isfinite(rate), rate, 0.0)
-    approx = jnp.round(finite + jnp.sqrt(finite) * jax.random.normal(k_big, rate.shape,
-                                                                     rate.dtype))
-    approx = jnp.where(jnp.isfinite(rate), approx, rate)
-    return jnp.where(big, approx, small)
-
-
-def _check_counts(y: np.ndarray, name: str) -> None:
-    bad = (y < 0) | (y != np.round(y))
-    if bad.any():
-        row = _first_bad_row(bad)
-        raise ValueError(f"y: family {name!r} needs non-negative whole counts; row {row} has "
-                         f"{y[row].item()!r}.")
-
-
-@dataclass(frozen=True)
-class Family:
-    """Interface of a response family (subclasses set the class variables).
-
-    Attributes:
-        link: name of the link function g, with E(y | b) = g^{-1}(eta).
-    """
-
-    link: str = ""
-    name: ClassVar[str] = ""
-    links: ClassVar[tuple[str, ...]] = ()
-    has_dispersion: ClassVar[bool] = False
-    has_trials: ClassVar[bool] = False
-    discrete: ClassVar[bool] = False  # y takes integer values (predictive draws are rounded)
-
-    def __post_init__(self):
-        if not self.link:
-            object.__setattr__(self, "link", self.links[0])
-        if self.link not in self.links:
-            raise ValueError(
-                f"link={self.link!r} is not allowed for family {self.name!r}; "
-                f"choose one of {', '.join(map(repr, self.links))}."
-            )
-
-    def inverse_link(self, eta: Array) -> Array:
-        """Mean of y given eta, (n_obs,) -> (n_obs,); for binomial the mean per trial."""
-        return INVERSE_LINKS[self.link](eta)
-
-    def log_density(self, y: Array, eta: Array, tau: Array, trials: Array) -> Array:
-        """log p(y_ij | eta_ij, tau), each (n_obs,) (tau ()), -> (n_obs,)."""
-        return self.log_kernel(y, eta, tau, trials) + self.log_base(y, trials)
-
-    def log_kernel(self, y: Array, eta: Array, tau: Array, trials: Array) -> Array:
-        """The part of log_density that depends on eta or tau, (n_obs,)."""
-        raise NotImplementedError
-
-    def log_base(self, y: Array, trials: Array) -> Array:
-        """The data-only part of log_density (n_obs,): computed once per fit, not per step."""
-        return jnp.zeros_like(y)
-
-    def check_response(self, y: np.ndarray, trials: np.ndarray | None) -> None:
-        """Raise ValueError naming the first row of y (or trials) outside the support."""
-
-    def sample(self, key: Array, eta: Array, tau: Array, trials: Array) -> Array:
-        """One draw of y per element of eta (posterior predictive)."""
-        raise NotImplementedError
-
-    @property
-    def collapsible(self) -> bool:
-        """Whether b can be integrated out exactly (a gaussian likelihood linear in b)."""
-        return False
-
-    def data_scale(self, y: np.ndarray) -> tuple[float, float]:
-        """(s, m): the scale and centre of y on the linear predictor's scale that the default
-        priors are written in: sd(y) and mean(y) where eta is y's mean, else (1, 0)."""
-        return 1.0, 0.0
-
-    def tau_prior(self, y: np.ndarray) -> tuple[float, float]:
-        """(c, d) of the default prior tau ~ Gamma(c, d) of a family with a dispersion,
-        written from the data (README "Priors")."""
-        raise NotImplementedError
-
-    def log_tau_start(self, y: np.ndarray) -> float:
-        """Centre of the box initial log tau is drawn from (README "Initial values")."""
-        raise NotImplementedError
-
-    def dispersion_draws(self, tau: Array) -> dict[str, Array]:
-        """Natural-scale quantities reported beside tau, e.g. {"sigma": 1 / sqrt(tau)} for
-        the gaussian; shapes as tau."""
-        return {}
-
-    def working_weight(self, y: np.ndarray, trials: np.ndarray) -> tuple[np.ndarray, float]:
-        """(w (n_obs,), v): the GLM working weight of each observation at the pooled mean
-        and a prior guess of var(b) on the link scale, for the centring rule
-        (`design.information_ratio`)."""
-        raise NotImplementedError
-
-    def distribution_text(self, mean: str) -> str:
-        """y_ij | b_i's distribution as the model's description writes it, given the text
-        of its mean."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -175,14 +56,14 @@ class Gaussian(Family):
     def distribution_text(self, mean):
         return f"N({mean}, 1/tau)"
 
-    def log_kernel(self, y, eta, tau, trials):
+    def log_kernel(self, y, eta, tau, trials, extra=None):
         resid = y - self.inverse_link(eta)
         return 0.5 * jnp.log(tau) - 0.5 * tau * resid**2
 
     def log_base(self, y, trials):
         return jnp.full_like(y, -0.5 * np.log(2 * np.pi))
 
-    def sample(self, key, eta, tau, trials):
+    def sample(self, key, eta, tau, trials, extra=None):
         return self.inverse_link(eta) + jax.random.normal(key, eta.shape) / jnp.sqrt(tau)
 
 
@@ -200,19 +81,19 @@ class Bernoulli(Family):
     def distribution_text(self, mean):
         return f"Bernoulli({mean})"
 
-    def log_kernel(self, y, eta, tau, trials):
+    def log_kernel(self, y, eta, tau, trials, extra=None):
         return binary_kernel(y, 1.0, eta, self.link)
 
     def check_response(self, y, trials):
         bad = (y != 0) & (y != 1)
         if bad.any():
-            row = _first_bad_row(bad)
+            row = first_bad_row(bad)
             raise ValueError(
                 f"y: family 'bernoulli' needs 0/1 responses; row {row} has "
                 f"{y[row].item()!r}."
             )
 
-    def sample(self, key, eta, tau, trials):
+    def sample(self, key, eta, tau, trials, extra=None):
         return jax.random.bernoulli(key, self.inverse_link(eta)).astype(eta.dtype)
 
 
@@ -231,7 +112,7 @@ class Binomial(Family):
     def distribution_text(self, mean):
         return f"Binomial(n_ij, {mean})"
 
-    def log_kernel(self, y, eta, tau, trials):
+    def log_kernel(self, y, eta, tau, trials, extra=None):
         return binary_kernel(y, trials, eta, self.link)
 
     def log_base(self, y, trials):
@@ -242,19 +123,19 @@ class Binomial(Family):
             raise ValueError("trials: family 'binomial' needs the number of trials per row.")
         bad = (trials < 1) | (trials != np.round(trials))
         if bad.any():
-            row = _first_bad_row(bad)
+            row = first_bad_row(bad)
             raise ValueError(
                 f"trials: must be whole numbers >= 1; row {row} has {trials[row].item()!r}."
             )
         bad = (y < 0) | (y != np.round(y)) | (y > trials)
         if bad.any():
-            row = _first_bad_row(bad)
+            row = first_bad_row(bad)
             raise ValueError(
                 f"y: family 'binomial' needs whole numbers 0 <= y <= trials; row {row} has "
                 f"y={y[row].item()!r} with trials={trials[row].item()!r}."
             )
 
-    def sample(self, key, eta, tau, trials):
+    def sample(self, key, eta, tau, trials, extra=None):
         return jax.random.binomial(key, trials, self.inverse_link(eta)).astype(eta.dtype)
 
 
@@ -272,17 +153,17 @@ class Poisson(Family):
     def distribution_text(self, mean):
         return f"Poisson({mean})"
 
-    def log_kernel(self, y, eta, tau, trials):
+    def log_kernel(self, y, eta, tau, trials, extra=None):
         return y * eta - jnp.exp(eta)
 
     def log_base(self, y, trials):
         return -gammaln(y + 1)
 
     def check_response(self, y, trials):
-        _check_counts(y, self.name)
+        check_counts(y, self.name)
 
-    def sample(self, key, eta, tau, trials):
-        return _poisson_draw(key, jnp.exp(eta))
+    def sample(self, key, eta, tau, trials, extra=None):
+        return poisson_draw(key, jnp.exp(eta))
 
 
 @dataclass(frozen=True)
@@ -318,7 +199,7 @@ class NegBinomial(Family):
     def distribution_text(self, mean):
         return f"NegBinomial2({mean}, phi = tau)"
 
-    def log_kernel(self, y, eta, tau, trials):
+    def log_kernel(self, y, eta, tau, trials, extra=None):
         # y log(mu / (tau + mu)) + tau log(tau / (tau + mu)) + lgamma(y + tau) - lgamma(tau),
         # the two logs as -softplus(log tau - eta) and -softplus(eta - log tau): no
         # difference of large numbers when tau >> mu (near the Poisson) or mu >> tau. The
@@ -331,13 +212,13 @@ class NegBinomial(Family):
         return -gammaln(y + 1)
 
     def check_response(self, y, trials):
-        _check_counts(y, self.name)
+        check_counts(y, self.name)
 
-    def sample(self, key, eta, tau, trials):
+    def sample(self, key, eta, tau, trials, extra=None):
         k_rate, k_y = jax.random.split(key)
         # mu times a Gamma(tau, rate tau) draw of mean 1 (in this order: no overflow)
         rate = jnp.exp(eta) * (jax.random.gamma(k_rate, tau, eta.shape, eta.dtype) / tau)
-        return _poisson_draw(k_y, rate)
+        return poisson_draw(k_y, rate)
 
 
 @dataclass(frozen=True)
@@ -381,7 +262,7 @@ class GammaFamily(Family):
     def distribution_text(self, mean):
         return f"Gamma(shape tau, mean {mean})"
 
-    def log_kernel(self, y, eta, tau, trials):
+    def log_kernel(self, y, eta, tau, trials, extra=None):
         log_mu = log_mean(eta, self.link)
         out = (tau * (jnp.log(tau) - log_mu) + (tau - 1.0) * jnp.log(y)
                - tau * y * jnp.exp(-log_mu) - gammaln(tau))
@@ -390,11 +271,11 @@ class GammaFamily(Family):
     def check_response(self, y, trials):
         bad = ~(y > 0)
         if bad.any():
-            row = _first_bad_row(bad)
+            row = first_bad_row(bad)
             raise ValueError(f"y: family 'gamma' needs positive responses (y > 0); row {row} "
                              f"has {y[row].item()!r}.")
 
-    def sample(self, key, eta, tau, trials):
+    def sample(self, key, eta, tau, trials, extra=None):
         return self.inverse_link(eta) * (jax.random.gamma(key, tau, eta.shape, eta.dtype) / tau)
 
 
@@ -442,7 +323,7 @@ class BetaFamily(Family):
     def distribution_text(self, mean):
         return f"Beta(mean {mean}, precision tau)"
 
-    def log_kernel(self, y, eta, tau, trials):
+    def log_kernel(self, y, eta, tau, trials, extra=None):
         # -lgamma(a) as log(a) - lgamma(1 + a), with log a = log tau + log mu exact: a shape
         # that underflows (eta far out) keeps its log instead of giving lgamma(0) = inf
         log_mu, log_1m_mu = log_p_and_log_1mp(eta, self.link)
@@ -454,33 +335,10 @@ class BetaFamily(Family):
     def check_response(self, y, trials):
         bad = ~((y > 0) & (y < 1))
         if bad.any():
-            row = _first_bad_row(bad)
+            row = first_bad_row(bad)
             raise ValueError(f"y: family 'beta' needs responses strictly between 0 and 1; row "
                              f"{row} has {y[row].item()!r}.")
 
-    def sample(self, key, eta, tau, trials):
+    def sample(self, key, eta, tau, trials, extra=None):
         mu = self.inverse_link(eta)
         return jax.random.beta(key, mu * tau, (1.0 - mu) * tau, eta.shape, eta.dtype)
-
-
-FAMILIES: dict[str, type[Family]] = {
-    cls.name: cls for cls in (Gaussian, Bernoulli, Binomial, Poisson, NegBinomial, GammaFamily,
-                              BetaFamily)
-}
-
-
-def make_family(family: str | Family, link: str | None = None) -> Family:
-    """A Family from its name (and optional link), or the Family itself.
-
-    Raises:
-        ValueError: unknown family or a link the family does not allow.
-    """
-    if isinstance(family, Family):
-        if link is not None and link != family.link:
-            raise ValueError(
-                f"link={link!r} disagrees with the family object's link {family.link!r}."
-            )
-        return family
-    if not isinstance(family, str) or family.lower() not in FAMILIES:
-        raise ValueError(f"family={family!r} is unknown; choose one of {', '.join(FAMILIES)}.")
-    return FAMILIES[family.lower()](link or "")

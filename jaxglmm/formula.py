@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .design import ArrayData, check_finite, prepare_common, random_term, series_as_float
-from .families import Family
+from .family_base import Family
 from .formula_syntax import (FormulaParts, fail, one_line, response_columns, response_spec,
                              split_formula, variables)
 

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from .families import Family
+from .family_base import Family
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from .design import ArrayData, prepare_arrays
-from .families import Family, make_family
+from .family_base import Family
+from .family_registry import make_family
 from .fitting import (collapsed_terms, constrain, initial_points, initial_position,
                       initial_positions, problem, sample)
 from .formula import parse_formula

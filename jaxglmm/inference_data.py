@@ -33,7 +33,7 @@ AXES = {
     "mu": ("zmu",), "sd": ("z",), "gamma": ("z",),
     "D": ("z", "z2"), "corr": ("z", "z2"),
     "b": ("group", "z"),
-    "sigma": (), "tau": (), "d": (),
+    "sigma": (), "tau": (), "d": (), "nu": (), "zi": (),
 }
 OBS_DIM = "obs"
 # kind -> the arviz-plots function drawing it ("trace": draws and marginal densities, what
@@ -119,35 +119,38 @@ def response_name(model) -> str:
 
 
 @partial(jax.jit, static_argnames="family")
-def pointwise_log_likelihood(beta, b, tau, data, family):
-    """log p(y_ij | b, beta, tau) for every draw and observation.
+def pointwise_log_likelihood(beta, b, tau, extra, data, family):
+    """log p(y_ij | b, beta, tau, extra) for every draw and observation.
 
     Args:
         beta: (C, S, p); b: tuple of (C, S, N_k, q_k), one per random-effect term; tau:
-        (C, S) (ones for families without dispersion); data: `density.ModelData`; family:
-        the model's Family (static).
+        (C, S) (ones for families without dispersion); extra: the family's parameters by
+        name, each (C, S) (`Family.extra_values`); data: `density.ModelData`; family: the
+        model's Family (static).
     Returns:
         (C, S, n_obs).
     """
-    def one(beta, b, tau):  # weighted, as the likelihood is
+    def one(beta, b, tau, extra):  # weighted, as the likelihood is
         eta = linear_predictor(b, beta, data)
-        return weighted(family.log_density(data.y, eta, tau, data.trials), data.weights)
-    return jax.vmap(jax.vmap(one))(beta, b, tau)
+        return weighted(family.log_density(data.y, eta, tau, data.trials, extra),
+                        data.weights)
+    return jax.vmap(jax.vmap(one))(beta, b, tau, extra)
 
 
 @partial(jax.jit, static_argnames="family")
-def predictive_draws(keys, beta, b, tau, data, family):
+def predictive_draws(keys, beta, b, tau, extra, data, family):
     """One response draw per posterior draw: y_rep ~ family given that draw's eta.
 
     Args:
-        keys: (C, S) random keys; beta, b, tau, data, family as in `pointwise_log_likelihood`.
+        keys: (C, S) random keys; beta, b, tau, extra, data, family as in
+        `pointwise_log_likelihood`.
     Returns:
         (C, S, n_obs).
     """
-    def one(key, beta, b, tau):
+    def one(key, beta, b, tau, extra):
         eta = linear_predictor(b, beta, data)
-        return family.sample(key, eta, tau, data.trials)
-    return jax.vmap(jax.vmap(one))(keys, beta, b, tau)
+        return family.sample(key, eta, tau, data.trials, extra)
+    return jax.vmap(jax.vmap(one))(keys, beta, b, tau, extra)
 
 
 def _chain_draw(fit) -> tuple[int, int]:
@@ -155,7 +158,8 @@ def _chain_draw(fit) -> tuple[int, int]:
 
 
 def _draw_args(fit):
-    """(beta (C, S, p), b (tuple per term of (C, S, N_k, q_k)), tau (C, S), data).
+    """(beta (C, S, p), b (tuple per term of (C, S, N_k, q_k)), tau (C, S), extra (dict of
+    (C, S)), data).
 
     Raises:
         ValueError: the fit was sampled with keep_b=False.
@@ -170,7 +174,9 @@ def _draw_args(fit):
     beta = d["beta"] if "beta" in d else np.zeros((C, S, 0), dtype)
     tau = d["tau"] if "tau" in d else np.ones((C, S), dtype)
     b = tuple(jnp.asarray(d[k]) for k in keys)
-    return jnp.asarray(beta), b, jnp.asarray(tau), model.model_data()
+    extra = {k: jnp.asarray(v, dtype) for k, v in
+             model.spec.family.extra_values(d, (C, S)).items()}
+    return jnp.asarray(beta), b, jnp.asarray(tau), extra, model.model_data()
 
 
 def log_likelihood_draws(fit) -> np.ndarray:

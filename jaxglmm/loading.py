@@ -17,10 +17,10 @@ import numpy as np
 
 from .config import RunSettings, SamplerConfig
 from .design import ArrayData, RandomTerm
-from .families import make_family
+from .family_registry import make_family
 from .formula import parse_formula
 from .model import build_model, centred_option
-from .prior_dicts import priors_from_dict
+from .prior_dicts import family_options_from_dict, priors_from_dict
 from .results import Fit
 from .sampling import ChainEnd
 from .storage import (ENGINE, FORMAT, FORMAT_VERSION, GROUP_DATA, GROUP_MODEL, GROUP_TUNING,
@@ -204,7 +204,8 @@ def _read_fit(path: str, attrs: dict):
     tuning = _read_group(path, GROUP_TUNING) if GROUP_TUNING in groups else None
     frame = frame_from_dataset(_read_group(path, GROUP_DATA)) if meta.get("formula") \
         and GROUP_DATA in groups else None
-    family = make_family(meta["family"]["name"], meta["family"]["link"])
+    family = make_family(meta["family"]["name"], meta["family"]["link"],
+                         **family_options_from_dict(meta["family"].get("options", {})))
     if version == 1:
         arrays, design = _version1_arrays(arrays_ds, meta, frame, family)
     else:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .density import ModelData, ModelSpec, TermSpec, log_posterior, weighted
 from .design import ArrayData, choose_centred
-from .families import Family
+from .family_base import Family
 from .formula import FormulaDesign
 from .links import MEAN_TEXT
 from .parameters import init_box
@@ -123,6 +123,7 @@ class Model:
         """The priors used, one line per block or coefficient, defaults marked."""
         a, spec = self.arrays, self.spec
         lines = describe_priors(spec.priors, a.x_names, (), blocks=("beta", "tau"))
+        lines += spec.family.describe_parameters()
         for t, ts in zip(a.terms, spec.terms):
             mu_names = tuple(t.z_names[j] for j in ts.mu_free)
             lines += describe_priors(ts.priors, (), t.z_names, mu_names, ts.key,
@@ -276,6 +277,7 @@ def describe(model: Model) -> str:
     psi = (["beta"] if spec.p else []) + [f"mu{ts.key}" for ts in spec.terms if ts.mu_free]
     if fam.has_dispersion:
         psi.append("tau")
+    psi += [p.name for p in fam.sampled_parameters]
     psi += [f"Omega{ts.key}" for ts in spec.terms]
     lines.append(f"  psi = ({', '.join(psi)})")
     lines.append("Priors:")

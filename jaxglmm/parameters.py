@@ -5,7 +5,9 @@ the model (p = 0 has no "beta", families without dispersion have no "log_tau", .
 
     "beta"      (p,)            fixed effects
     "mu"        (q,)            mean of the random effects
-    "log_tau"   ()              log precision of a gaussian response
+    "log_tau"   ()              log precision (or shape) of a family with a dispersion
+    "log_nu"    ()              log(nu - 1), Student's degrees of freedom (when not fixed)
+    "logit_zi"  ()              logit of the zero-inflation probability (when not fixed)
     "log_d"     ()              log of tau's Gamma rate d, when d is random
     "log_gamma" (q,)            log of the Wishart's gamma_j, when random
     "chol"      (q(q+1)/2,)     Cholesky factor of D (or of Omega): log of its diagonal, then
@@ -139,6 +141,10 @@ def init_box(arrays, spec, defaults_k: list) -> tuple[dict, dict]:
     if fam.has_dispersion:
         loc["log_tau"] = np.asarray(fam.log_tau_start(arrays.y))
         scale["log_tau"] = np.asarray(0.5)
+    for param in fam.sampled_parameters:
+        start = fam.parameter_start(arrays.y)[param.name]
+        loc[param.position_name] = np.asarray(param.unconstrained(start))
+        scale[param.position_name] = np.asarray(0.5)
     if spec.priors.random_d:
         g, h = spec.priors.tau[1]
         loc["log_d"], scale["log_d"] = np.asarray(np.log(g / h)), np.asarray(0.5)

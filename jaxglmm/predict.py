@@ -155,17 +155,19 @@ def predict(fit, newdata: pd.DataFrame, kind: str = "mean", groups: str = "exist
     family = fit.model.spec.family
     with jax.enable_x64(True):
         eta_j = jnp.asarray(eta)
+        extra = {k: jnp.asarray(v)[..., None]  # the family's nu or zi, (C, S, 1)
+                 for k, v in family.extra_values(fit.draws, eta.shape[:2]).items()}
         if kind == "link":
             out = eta
         elif kind == "mean":
-            out = np.asarray(family.inverse_link(eta_j))
+            out = np.asarray(family.mean(eta_j, extra))
             if family.has_trials:
                 out = out * _trials(fit.model, newdata)
         else:
             trials = _trials(fit.model, newdata) if family.has_trials else np.ones(eta.shape[-1])
             tau = jnp.asarray(fit.draws["tau"])[..., None] if "tau" in fit.draws \
                 else jnp.ones(eta.shape[:2] + (1,))
-            out = np.asarray(family.sample(k_y, eta_j, tau, jnp.asarray(trials)))
+            out = np.asarray(family.sample(k_y, eta_j, tau, jnp.asarray(trials), extra))
     if not summary:
         return out
     flat = out.reshape(-1, out.shape[-1])

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from .priors import PER_TERM, Flat, Gamma, Normal, Priors, Wishart
+from .priors import PER_TERM, Beta, Flat, Gamma, Normal, Priors, Wishart
 
 PRIOR_FIELDS = {"beta": (Flat, Normal), "mu": (Flat, Normal), "tau": (Gamma,),
                 "omega": (Wishart,)}
-_KINDS = {cls.__name__: cls for cls in (Flat, Normal, Gamma, Wishart)}
+_KINDS = {cls.__name__: cls for cls in (Flat, Normal, Gamma, Beta, Wishart)}
 
 
 def _param_to_json(value):
@@ -31,6 +31,8 @@ def _prior_to_dict(prior) -> dict | None:
     if isinstance(prior, Gamma):
         return {"kind": "Gamma", "shape": _param_to_json(prior.shape),
                 "rate": _param_to_json(prior.rate)}
+    if isinstance(prior, Beta):
+        return {"kind": "Beta", "a": float(prior.a), "b": float(prior.b)}
     if isinstance(prior, Wishart):
         return {"kind": "Wishart", "df": float(prior.df),
                 "scale_inv_diag": _param_to_json(prior.scale_inv_diag)}
@@ -122,3 +124,27 @@ def priors_from_dict(data: dict) -> Priors:
         raise ValueError(f"priors.defaults: must be a list of block names "
                          f"({', '.join(PRIOR_FIELDS)}), got {defaults!r}.")
     return Priors(**blocks, defaults=tuple(defaults))
+
+
+def family_options_to_dict(options: dict) -> dict:
+    """A family's parameter options ({"nu": Gamma(2, 0.1)} or {"nu": 4.0}, see
+    `Family.options`) as JSON-ready data: a number stays a number, a prior becomes its dict."""
+    return {name: float(v) if isinstance(v, (int, float)) else _prior_to_dict(v)
+            for name, v in options.items()}
+
+
+def family_options_from_dict(data: dict) -> dict:
+    """The options written by `family_options_to_dict`.
+
+    Raises:
+        ValueError: a value that is neither a number nor a Gamma or Beta dict.
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"family.options: must be a dict, got {type(data).__name__}.")
+    out = {}
+    for name, value in data.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+        else:
+            out[name] = _prior_from_dict(value, f"family.options.{name}", (Gamma, Beta))
+    return out

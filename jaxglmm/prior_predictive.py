@@ -60,7 +60,7 @@ def _chol_vector(L):
 def _one_draw(key, spec):
     """(unconstrained psi position without b, b per term) of one prior draw of the model of
     `spec` (`jaxglmm.density.ModelSpec`)."""
-    keys = iter(jax.random.split(key, 4 + 4 * len(spec.terms)))
+    keys = iter(jax.random.split(key, 6 + 4 * len(spec.terms)))
     f = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
     position = {}
     if spec.p:
@@ -75,6 +75,8 @@ def _one_draw(key, spec):
             position["log_d"] = jnp.log(d)
         tau = _gamma(next(keys), jnp.asarray(c, f), d)
         position["log_tau"] = jnp.log(tau)
+    for param in spec.family.sampled_parameters:
+        position[param.position_name] = param.unconstrained(param.draw(next(keys), f))
     bs = []
     for ts in spec.terms:
         q, pri = ts.q, ts.priors
@@ -111,7 +113,7 @@ def _draw_all(keys, spec):
 
 def prior_draws(model: Model, draws: int = 500, seed=0) -> dict:
     """`draws` natural-scale draws from the prior, shaped (1, draws, ...) like a Fit's
-    (beta, mu, tau, sigma, D, sd, corr, b, and d, gamma when random).
+    (beta, mu, tau, sigma, the family's nu or zi, D, sd, corr, b, and d, gamma when random).
 
     Raises:
         ValueError: a flat prior on beta or mu (it cannot be drawn from).

@@ -1,7 +1,7 @@
 """Prior specifications (DESIGN.md section 2), their defaults, and their log densities.
 
     beta, mu : Flat()  or  Normal(loc, scale)      (independent elements, diagonal Sigma_0)
-    tau      : Gamma(c, d), d a number or d ~ Gamma(g, h)          (gaussian family only)
+    tau      : Gamma(c, d), d a number or d ~ Gamma(g, h)          (families with a dispersion)
     Omega    : Wishart(nu, S), S^{-1} = diag(gamma), gamma a number, a vector, or
                gamma_j ~ Gamma(g_j, h_j) independently
 
@@ -79,6 +79,22 @@ class Gamma:
     @property
     def has_random_rate(self) -> bool:
         return isinstance(self.rate, Gamma)
+
+
+@dataclass(frozen=True)
+class Beta:
+    """Beta(a, b) prior on (0, 1), mean a / (a + b): the zero-inflation probability's."""
+
+    a: Number = 1.0
+    b: Number = 1.0
+
+    def __post_init__(self):
+        for name in ("a", "b"):
+            value = _as_param(getattr(self, name), f"Beta.{name}")
+            if isinstance(value, tuple):
+                raise ValueError(f"Beta.{name}: must be a number.")
+            _check_positive(value, f"Beta.{name}")
+            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True)
@@ -327,6 +343,12 @@ def normal_logpdf(x, loc, scale):
 def gamma_logpdf(x, shape, rate):
     """Elementwise log Gamma(x | shape, rate), density shape-1 power times exp(-rate x)."""
     return shape * jnp.log(rate) - gammaln(shape) + (shape - 1) * jnp.log(x) - rate * x
+
+
+def beta_logpdf(x, a, b):
+    """Elementwise log Beta(x | a, b) on (0, 1)."""
+    return ((a - 1) * jnp.log(x) + (b - 1) * jnp.log1p(-x)
+            - gammaln(a) - gammaln(b) + gammaln(a + b))
 
 
 def wishart_logpdf_parts(logdet_omega, diag_omega, df, scale_inv_diag):

@@ -113,7 +113,8 @@ class Fit:
         for t, ts in pairs:
             for j, col in enumerate(ts.mu_free):
                 out[f"mu{ts.key}[{t.z_names[col]}]"] = d["mu" + ts.key][..., j]
-        for name in ("sigma", "tau"):
+        extra = tuple(p.name for p in self.model.spec.family.sampled_parameters)
+        for name in ("sigma", "tau") + extra:
             if name in d:
                 out[name] = d[name]
         for t, ts in pairs:

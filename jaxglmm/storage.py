@@ -4,7 +4,8 @@ File layout (netCDF4/HDF5 written by xarray with the h5netcdf engine):
 
     root attributes  jaxglmm_format = "jaxglmm.Fit", jaxglmm_format_version, jaxglmm_version,
                      jaxglmm_meta: JSON with info, the run settings (`RunSettings`) and
-                     sampler config, family and link, priors (`priors_to_dict`), centred
+                     sampler config, family, link and options (`family_options_to_dict`:
+                     Student's nu, the zero inflation's zi), priors (`priors_to_dict`), centred
                      (and whether automatic), factor, dtype, the names of the draws and
                      sample stats, the position layout, formula and na_action
     /posterior       the draws with named dims, as in `Fit.to_arviz` (ArviZ reads the file too)
@@ -32,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .families import FAMILIES
+from .family_registry import FAMILIES
 from .inference_data import (as_response, posterior_dataset, response_name,
                              sample_stats_dataset)
 from .model import centred_option
-from .prior_dicts import priors_to_dict
+from .prior_dicts import family_options_to_dict, priors_to_dict
 from .sampling import ChainEnd
 from .version import __version__
 
@@ -248,7 +249,8 @@ def _meta(fit) -> dict:
         "info": dict(fit.info),
         "settings": None if fit.settings is None else asdict(fit.settings),
         "config": None if fit.config is None else asdict(fit.config),
-        "family": {"name": family.name, "link": family.link},
+        "family": {"name": family.name, "link": family.link,
+                   "options": family_options_to_dict(family.options())},
         "priors": priors_to_dict(model.priors),
         "centred": centred_option(model),
         "centred_auto": bool(model.centred_auto),

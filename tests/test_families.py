@@ -10,7 +10,7 @@ import scipy.special
 import scipy.stats
 
 from jaxglmm import make_family
-from jaxglmm.families import FAMILIES
+from jaxglmm.family_registry import FAMILIES
 
 # inverse links computed in numpy/scipy, independently of jaxglmm.families.INVERSE_LINKS
 # scipy's oracle forms 1 - p from p, so it is only accurate where 1 - p is not tiny: random
@@ -32,14 +32,23 @@ FAMILY_LINKS = [
     ("binomial", "logit"), ("binomial", "probit"), ("binomial", "cloglog"),
     ("poisson", "log"), ("negbinomial", "log"), ("gamma", "log"), ("gamma", "inverse"),
     ("beta", "logit"), ("beta", "probit"), ("beta", "cloglog"),
+    ("student", "identity"), ("student", "log"), ("zero_inflated_poisson", "log"),
+    ("zero_inflated_negbinomial", "log"),
 ]
+NU, ZI = 4.0, 0.3  # the extended families' parameters in the checks below
 BINARY_LINKS = ["logit", "probit", "cloglog"]
+
+
+def _extra(family):
+    """The family's parameters besides tau at NU and ZI (None without)."""
+    values = {"nu": NU, "zi": ZI}
+    return {p.name: jnp.asarray(values[p.name]) for p in family.parameters()} or None
 
 
 def _log_density(family, y, eta, tau=1.0, trials=None):
     trials = np.ones_like(y) if trials is None else trials
     return np.asarray(family.log_density(jnp.asarray(y), jnp.asarray(eta), jnp.asarray(tau),
-                                         jnp.asarray(trials)))
+                                         jnp.asarray(trials), _extra(family)))
 
 
 def test_every_registered_family_is_covered():
@@ -53,7 +62,8 @@ def test_every_registered_family_is_covered():
 def test_default_link_is_canonical(name, link):
     canonical = {"gaussian": "identity", "bernoulli": "logit", "binomial": "logit",
                  "poisson": "log", "negbinomial": "log", "gamma": "log",  # gamma: brms' default
-                 "beta": "logit"}
+                 "beta": "logit", "student": "identity", "zero_inflated_poisson": "log",
+                 "zero_inflated_negbinomial": "log"}
     assert make_family(name).link == canonical[name]
 
 
@@ -203,9 +213,9 @@ def _extreme_case(name):
         return np.array([0.0, 5.0] * 2), eta, np.full(4, 5.0)
     if name == "poisson":
         return np.array([0.0, 3.0] * 2), eta, None
-    if name == "gaussian":
+    if name in ("gaussian", "student"):
         return np.array([-1.0, 2.0] * 2), eta, None
-    if name == "negbinomial":
+    if name in ("negbinomial", "zero_inflated_poisson", "zero_inflated_negbinomial"):
         return np.array([0.0, 3.0] * 2), eta, None
     if name == "gamma":
         return np.array([0.5, 2.0] * 2), eta, None
@@ -228,15 +238,22 @@ def test_log_density_at_eta_30_is_finite_and_matches_scipy(name, link):
     inside = _in_mean_support(link, eta)
     assert np.all(np.isfinite(got[inside])) and np.all(got[~inside] == -np.inf), got
     mean = NUMPY_INVERSE_LINKS[link](eta)
+    with np.errstate(invalid="ignore", divide="ignore"):  # nb: for the count families only
+        nb = (scipy.special.gammaln(y + 2.0) - scipy.special.gammaln(2.0)
+              - scipy.special.gammaln(y + 1) - 2.0 * np.log1p(mean / 2.0)
+              - y * np.log1p(2.0 / mean))  # scipy's nbinom forms 1 - p: 4e-6 off at e^-30
     if name == "gaussian":
         want = scipy.stats.norm.logpdf(y, mean, 2.0**-0.5)
+    elif name == "student":
+        want = scipy.stats.t.logpdf(y, NU, mean, 2.0**-0.5)
     elif name == "poisson":
         want = scipy.stats.poisson.logpmf(y, mean)
     elif name == "negbinomial":
-        # closed form (scipy's nbinom forms 1 - p and loses 4e-6 at mu = exp(-30))
-        want = (scipy.special.gammaln(y + 2.0) - scipy.special.gammaln(2.0)
-                - scipy.special.gammaln(y + 1) - 2.0 * np.log1p(mean / 2.0)
-                - y * np.log1p(2.0 / mean))
+        want = nb
+    elif name.startswith("zero_inflated"):
+        count = scipy.stats.poisson.logpmf(y, mean) if name.endswith("poisson") else nb
+        want = np.where(y == 0, np.logaddexp(np.log(ZI), np.log1p(-ZI) + count),
+                        np.log1p(-ZI) + count)
     elif name == "gamma":
         want = np.where(inside, scipy.stats.gamma.logpdf(y, 2.0, scale=np.abs(mean) / 2.0),
                         -np.inf)
@@ -276,10 +293,12 @@ def test_gradient_wrt_eta_is_finite_at_eta_50(name, link, eta0):
     family = make_family(name, link)
     y, _, trials = _extreme_case(name)
     trials = jnp.ones(4) if trials is None else jnp.asarray(trials)
-    grad = jax.grad(lambda e: jnp.sum(family.log_density(jnp.asarray(y), e, 2.0, trials)))(
-        jnp.full(4, eta0))
+    extra = _extra(family)
+    grad = jax.grad(lambda e: jnp.sum(family.log_density(jnp.asarray(y), e, 2.0, trials,
+                                                         extra)))(jnp.full(4, eta0))
     assert np.all(np.isfinite(np.asarray(grad))), grad
-    value = np.asarray(family.log_density(jnp.asarray(y), jnp.full(4, eta0), 2.0, trials))
+    value = np.asarray(family.log_density(jnp.asarray(y), jnp.full(4, eta0), 2.0, trials,
+                                          extra))
     if _in_mean_support(link, eta0):
         assert np.all(np.isfinite(value)), value
     else:
@@ -314,9 +333,9 @@ def _far_rows(name):
         return np.array([0.0, 5.0, 2.0]), np.full(3, 5.0)
     if name == "poisson":
         return np.array([0.0, 3.0]), np.ones(2)
-    if name == "gaussian":
+    if name in ("gaussian", "student"):
         return np.array([-1.0, 2.0]), np.ones(2)
-    if name == "negbinomial":
+    if name in ("negbinomial", "zero_inflated_poisson", "zero_inflated_negbinomial"):
         return np.array([0.0, 3.0, 40.0]), np.ones(3)
     if name == "gamma":
         return np.array([0.5, 2.0]), np.ones(2)
@@ -329,7 +348,9 @@ def _representable(name, link, y, n, eta):
     """Whether log p(y | eta) is a float64 number: it is below -1.8e308 only where a term
     -exp(eta) with eta > 709.78 enters (log and cloglog links; for cloglog only the failures'
     log(1 - p) = -exp(eta))."""
-    if name == "negbinomial":  # log(tau + mu) grows like eta: finite on the whole line
+    if name in ("negbinomial", "zero_inflated_negbinomial"):  # log(tau + mu) grows like eta:
+        return True  # finite on the whole line
+    if name == "zero_inflated_poisson" and y == 0:  # log(zi + (1 - zi) exp(-mu)) >= log zi
         return True
     if name == "gamma":  # -tau y / mu: -tau y exp(-eta) (log), -tau y eta (inverse)
         return eta > 0 if link == "inverse" else eta > -709.78
@@ -355,8 +376,10 @@ def test_value_and_gradient_finite_wherever_representable_up_to_eta_1e4(name, li
     family = make_family(name, link)
     y, n = _far_rows(name)
 
+    extra = _extra(family)
+
     def one(e, yy, nn):
-        return family.log_density(yy, e, 2.0, nn)
+        return family.log_density(yy, e, 2.0, nn, extra)
 
     for eta in ETA_FAR:
         e = jnp.full(y.shape, eta)
@@ -456,10 +479,12 @@ def test_what_each_family_knows_besides_its_density():
         s, m = fam.data_scale(np.array([1.0, 3.0]))
         assert (s, m) == ((1.0, 2.0) if collapsible else (1.0, 0.0)), (name, link)
         assert "mu_text" in fam.distribution_text("mu_text")
-    assert {n for n, cls in FAMILIES.items() if cls().discrete} == {"bernoulli", "binomial",
-                                                                     "poisson", "negbinomial"}
+    assert {n for n, cls in FAMILIES.items() if cls().discrete} == {
+        "bernoulli", "binomial", "poisson", "negbinomial", "zero_inflated_poisson",
+        "zero_inflated_negbinomial"}
     assert {n for n, cls in FAMILIES.items() if cls.has_dispersion} == {
-        "gaussian", "negbinomial", "gamma", "beta"}
+        "gaussian", "negbinomial", "gamma", "beta", "student", "zero_inflated_negbinomial"}
+    assert not make_family("student").collapsible  # a gaussian subclass, but not gaussian
 
 
 def test_dispersion_hooks():
