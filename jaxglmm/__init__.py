@@ -12,7 +12,8 @@ from .family_base import Family  # noqa: E402
 from .family_registry import FAMILIES, make_family  # noqa: E402
 from .glmm import GLMM  # noqa: E402
 from .model import Model  # noqa: E402
-from .priors import Beta, Flat, Gamma, Normal, Priors, Wishart  # noqa: E402
+from .priors import (LKJ, Beta, Flat, Gamma, HalfNormal, HalfStudentT, Normal,  # noqa: E402
+                     Priors, Wishart)
 from .problem import Problem  # noqa: E402
 from .results import Fit, SamplingWarning  # noqa: E402
 from .loading import load  # noqa: E402
@@ -20,7 +21,8 @@ from .loading import load  # noqa: E402
 from .version import __version__  # noqa: E402,F401
 
 __all__ = [
-    "GLMM", "Model", "Fit", "Priors", "Normal", "Flat", "Gamma", "Beta", "Wishart", "Family",
+    "GLMM", "Model", "Fit", "Priors", "Normal", "Flat", "Gamma", "Beta", "Wishart", "LKJ",
+    "HalfStudentT", "HalfNormal", "Family",
     "Gaussian", "Bernoulli", "Binomial", "Poisson", "NegBinomial", "GammaFamily", "BetaFamily",
     "Student", "ZeroInflatedPoisson", "ZeroInflatedNegBinomial", "FAMILIES",
     "make_family", "SamplingWarning",

@@ -15,8 +15,9 @@ from jax.scipy.linalg import solve_triangular
 
 from .family_base import Family
 from .laplace import NEWTON_STEPS, guided_effects
-from .parameters import chol_product_log_jacobian, cov_to_corr, vec_to_chol
-from .priors import (ResolvedPriors, gamma_logpdf, mvnormal_logpdf_chol, normal_logpdf,
+from .parameters import chol_product_log_jacobian, cov_to_corr, vec_to_chol, vec_to_corr_chol
+from .priors import (ResolvedPriors, gamma_logpdf, half_normal_logpdf, half_student_t_logpdf,
+                     lkj_cholesky_logpdf, mvnormal_logpdf_chol, normal_logpdf,
                      wishart_logpdf_parts)
 
 Array = jax.Array
@@ -110,6 +111,16 @@ def _unpack_term(position: dict, term: TermSpec, dtype) -> tuple[TermPsi, Array]
     """One term's natural parameters and the log-Jacobian of its (Omega, gamma) map."""
     q = term.q
     raw = position[term.name("chol")]
+    pri = term.priors
+    if pri.lkj is not None:  # chol(D) = diag(sd) L_R; the prior is stated for (sd, L_R)
+        L_R, log_jac = vec_to_corr_chol(raw[q:], q)
+        L = jnp.exp(raw[:q])[:, None] * L_R
+        log_jac = log_jac + jnp.sum(raw[:q])
+        log_diag_sum = jnp.sum(jnp.log(jnp.diagonal(L)))
+        L_inv = solve_triangular(L, jnp.eye(q, dtype=dtype), lower=True)
+        t = TermPsi(_term_mu(position, term, dtype), jnp.zeros((q,), dtype), L,
+                    -2.0 * log_diag_sum, jnp.sum(L_inv**2, axis=0))
+        return t, log_jac
     L, log_jac = vec_to_chol(raw, q)
     log_jac = log_jac + chol_product_log_jacobian(L)
     log_diag_sum = jnp.sum(raw[:q])
@@ -122,20 +133,23 @@ def _unpack_term(position: dict, term: TermSpec, dtype) -> tuple[TermPsi, Array]
     else:
         diag_omega = jnp.sum(L**2, axis=1)
         logdet_omega = 2.0 * log_diag_sum
-    pri = term.priors
     if pri.random_gamma:
         log_gamma = position[term.name("log_gamma")]
         gamma = jnp.exp(log_gamma)
         log_jac = log_jac + jnp.sum(log_gamma)
     else:
         gamma = jnp.asarray(pri.gamma, dtype)
-    if len(term.mu_free) == q:
-        mu = position[term.name("mu")]
-    else:
-        mu = jnp.zeros((q,), dtype)
-        if term.mu_free:
-            mu = mu.at[jnp.asarray(term.mu_free)].set(position[term.name("mu")])
-    return TermPsi(mu, gamma, L, logdet_omega, diag_omega), log_jac
+    return TermPsi(_term_mu(position, term, dtype), gamma, L, logdet_omega, diag_omega), log_jac
+
+
+def _term_mu(position: dict, term: TermSpec, dtype) -> Array:
+    """mu (q,) of one term: its free columns from the position, 0 elsewhere."""
+    if len(term.mu_free) == term.q:
+        return position[term.name("mu")]
+    mu = jnp.zeros((term.q,), dtype)
+    if term.mu_free:
+        mu = mu.at[jnp.asarray(term.mu_free)].set(position[term.name("mu")])
+    return mu
 
 
 def unpack(position: dict, spec: ModelSpec) -> tuple[Psi, Array]:
@@ -289,6 +303,13 @@ def _log_prior_term(t: TermPsi, term: TermSpec) -> Array:
     if pri.mu is not None and term.mu_free:
         mu = t.mu[jnp.asarray(term.mu_free)]
         total += jnp.sum(normal_logpdf(mu, jnp.asarray(pri.mu[0]), jnp.asarray(pri.mu[1])))
+    if pri.lkj is not None:  # sd_j ~ half-t or half-normal, R ~ LKJ(eta) through L_R
+        eta, df, scales = pri.lkj
+        sd = jnp.sqrt(jnp.sum(t.chol**2, axis=1))
+        scales = jnp.asarray(scales, sd.dtype)
+        total += jnp.sum(half_normal_logpdf(sd, scales) if df is None
+                         else half_student_t_logpdf(sd, df, scales))
+        return total + lkj_cholesky_logpdf(t.chol / sd[:, None], eta)
     total += wishart_logpdf_parts(t.logdet_omega, t.diag_omega, pri.omega_df, t.gamma)
     if pri.random_gamma:
         g, h = pri.gamma

@@ -207,7 +207,9 @@ def build_model(arrays: ArrayData, family: Family, priors: Priors | None = None,
             c = choose_centred(arrays, family, k) if centred is None else bool(centred)
         key = "" if len(terms) == 1 else f"|{t.name}"
         term_specs.append(TermSpec(key=key, q=q, N=len(t.groups), mu_free=t.mu_free,
-                                   centred=c, factor=factor, priors=resolved,
+                                   centred=c, priors=resolved,
+                                   # an LKJ prior is stated for D's factor diag(sd) L_R
+                                   factor=factor if resolved.lkj is None else "D",
                                    laplace=is_laplace))
         defaults_k.append(defaults)
     # the global blocks (beta, tau, d) are the same in every term's resolution

@@ -11,7 +11,9 @@ the model (p = 0 has no "beta", families without dispersion have no "log_tau", .
     "log_d"     ()              log of tau's Gamma rate d, when d is random
     "log_gamma" (q,)            log of the Wishart's gamma_j, when random
     "chol"      (q(q+1)/2,)     Cholesky factor of D (or of Omega): log of its diagonal, then
-                                the strict lower triangle row by row
+                                the strict lower triangle row by row (under an LKJ prior:
+                                log sd, then the atanh of the partial correlations of R's
+                                factor, `vec_to_corr_chol`)
     "z"         (N, q)          non-centred random effects, b_i = mu + L_D z_i   (default)
     "b"         (N, q)          centred random effects (on request)
 """
@@ -20,6 +22,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from .priors import DEFAULT_GAMMA_FACTOR
 
 Array = jax.Array
 
@@ -40,6 +44,44 @@ def vec_to_chol(x: Array, q: int) -> tuple[Array, Array]:
     L = jnp.zeros((q, q), dtype=x.dtype).at[rows, cols].set(x[q:])
     L = L + jnp.diag(diag)
     return L, jnp.sum(x[:q])
+
+
+def vec_to_corr_chol(y: Array, q: int) -> tuple[Array, Array]:
+    """Lower Cholesky factor L (q, q) of a correlation matrix from q(q-1)/2 unconstrained
+    values (row by row, as `vec_to_chol`'s strict lower triangle): the canonical partial
+    correlations z = tanh(y), then row i is L_ij = z_ij sqrt(1 - sum_{k<j} L_ik^2), L_ii =
+    sqrt(1 - sum_{k<i} L_ik^2) (Stan's cholesky_factor_corr; LKJ 2009's C-vine).
+
+    Returns:
+        L and log|dL_free/dy| (()), over L's strictly lower elements: sum log(1 - z^2) +
+        sum over them of 0.5 log(1 - sum_{k<j} L_ik^2).
+    """
+    z = jnp.tanh(y)
+    log_jac = jnp.sum(jnp.log1p(-z**2))
+    rows = []
+    k = 0
+    for i in range(q):
+        row, left = [], jnp.ones((), y.dtype)  # left: 1 - sum of the row's squares so far
+        for j in range(i):
+            row.append(z[k] * jnp.sqrt(left))
+            log_jac = log_jac + 0.5 * jnp.log(left)
+            left = left - row[-1] ** 2
+            k += 1
+        row.append(jnp.sqrt(left))
+        rows.append(jnp.concatenate([jnp.stack(row), jnp.zeros(q - i - 1, y.dtype)]))
+    return jnp.stack(rows), log_jac
+
+
+def corr_chol_to_vec(L) -> Array:
+    """Inverse of vec_to_corr_chol: (q, q) factor of a correlation matrix -> (q(q-1)/2,)."""
+    q = L.shape[0]
+    out = []
+    for i in range(q):
+        left = 1.0
+        for j in range(i):
+            out.append(jnp.arctanh(L[i, j] / jnp.sqrt(left)))
+            left = left - L[i, j] ** 2
+    return jnp.stack(out) if out else jnp.zeros((0,), L.dtype)
 
 
 def chol_to_vec(L) -> np.ndarray:
@@ -118,7 +160,8 @@ def init_box(arrays, spec, defaults_k: list) -> tuple[dict, dict]:
             loc[name("mu")] = np.asarray(defaults.mu.loc, float) * np.ones(n_mu)
             scale[name("mu")] = 0.1 * mu_scale * init_shrink(t.Z[:, free], mu_scale, s_prior)
             mu_full[free] = loc[name("mu")]
-        s_j = np.sqrt(np.asarray(defaults.omega.scale_inv_diag, float) / 0.1) * np.ones(q)
+        s_j = np.sqrt(np.asarray(defaults.omega.scale_inv_diag, float) / DEFAULT_GAMMA_FACTOR
+                      ) * np.ones(q)
         # a column far from 0 relative to its spread starts with a smaller sd of b
         s_j = s_j * init_shrink(t.Z, s_j, s_prior)
         log_sd = np.log(0.5 * s_j)
@@ -129,6 +172,9 @@ def init_box(arrays, spec, defaults_k: list) -> tuple[dict, dict]:
         rows, _ = np.tril_indices(q, -1)
         loc[name("chol")] = np.concatenate([diag, np.zeros(n_chol(q) - q)])
         scale[name("chol")] = np.concatenate([np.full(q, 0.5), 0.1 * np.exp(diag)[rows]])
+        if term.priors.lkj is not None:  # log sd, then the partial correlations' atanh
+            loc[name("chol")] = np.concatenate([log_sd, np.zeros(n_chol(q) - q)])
+            scale[name("chol")] = np.full(n_chol(q), 0.5)
         pri = term.priors
         if pri.random_gamma:
             g, h = (np.asarray(v) for v in pri.gamma)

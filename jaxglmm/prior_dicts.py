@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from .priors import PER_TERM, Beta, Flat, Gamma, Normal, Priors, Wishart
+from .priors import (LKJ, PER_TERM, Beta, Flat, Gamma, HalfNormal, HalfStudentT, Normal,
+                     Priors, Wishart)
 
 PRIOR_FIELDS = {"beta": (Flat, Normal), "mu": (Flat, Normal), "tau": (Gamma,),
-                "omega": (Wishart,)}
-_KINDS = {cls.__name__: cls for cls in (Flat, Normal, Gamma, Beta, Wishart)}
+                "omega": (Wishart, LKJ)}
+_KINDS = {cls.__name__: cls for cls in (Flat, Normal, Gamma, Beta, Wishart, LKJ,
+                                          HalfNormal, HalfStudentT)}
 
 
 def _param_to_json(value):
-    """A prior parameter (float, tuple of floats or Gamma) as JSON-ready data."""
-    if isinstance(value, Gamma):
+    """A prior parameter (float, tuple of floats, None, or a nested prior: a Gamma, or LKJ's
+    HalfStudentT or HalfNormal) as JSON-ready data."""
+    if value is None:
+        return None
+    if isinstance(value, (Gamma, HalfNormal, HalfStudentT)):
         return _prior_to_dict(value)
     if isinstance(value, tuple):
         return [float(v) for v in value]
@@ -31,6 +36,13 @@ def _prior_to_dict(prior) -> dict | None:
     if isinstance(prior, Gamma):
         return {"kind": "Gamma", "shape": _param_to_json(prior.shape),
                 "rate": _param_to_json(prior.rate)}
+    if isinstance(prior, LKJ):
+        return {"kind": "LKJ", "eta": float(prior.eta), "scale": _prior_to_dict(prior.scale)}
+    if isinstance(prior, HalfNormal):
+        return {"kind": "HalfNormal", "scale": _param_to_json(prior.scale)}
+    if isinstance(prior, HalfStudentT):
+        return {"kind": "HalfStudentT", "df": float(prior.df),
+                "scale": _param_to_json(prior.scale)}
     if isinstance(prior, Beta):
         return {"kind": "Beta", "a": float(prior.a), "b": float(prior.b)}
     if isinstance(prior, Wishart):
@@ -66,8 +78,10 @@ def priors_to_dict(priors: Priors) -> dict:
 
 
 def _param_from_json(value, where: str):
+    if value is None:
+        return None
     if isinstance(value, dict):
-        return _prior_from_dict(value, where, (Gamma,))
+        return _prior_from_dict(value, where, (Gamma, HalfNormal, HalfStudentT))
     if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
         return tuple(float(v) for v in value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -19,6 +19,7 @@ from .inference_data import (OBS_DIM, as_response, data_tree, named_dataset,
                              posterior_dataset, posterior_predictive_draws, response_name)
 from .keys import as_key
 from .model import Model
+from .parameters import corr_chol_to_vec, vec_to_corr_chol
 from .results import Fit
 
 
@@ -49,6 +50,24 @@ def _wishart(key, df: float, scale_inv_diag):
     A = A + jnp.diag(jnp.sqrt(chi2))
     LA = A / jnp.sqrt(scale_inv_diag)[:, None]
     return LA @ LA.T
+
+
+def _lkj(key, q: int, eta: float, df, scales, dtype):
+    """sd (q,) from independent half-t_df (df None: half-normal) of the given scales, and the
+    factor L_R (q, q) of R ~ LKJ(eta) by the C-vine (Lewandowski, Kurowicka and Joe 2009):
+    the partial correlation in column j is 2 Beta(b_j, b_j) - 1, b_j = eta + (q - 2 - j) / 2,
+    independently, mapped to L_R as `parameters.vec_to_corr_chol` maps tanh of its input."""
+    k_sd, k_t, k_r = jax.random.split(key, 3)
+    scales = jnp.asarray(scales, dtype)
+    z = jax.random.normal(k_sd, (q,), dtype)
+    if df is not None:  # t = z / sqrt(chi2_df / df)
+        z = z * jnp.sqrt(0.5 * df / jax.random.gamma(k_t, 0.5 * df, (q,), dtype))
+    rows, cols = np.tril_indices(q, -1)
+    b = eta + 0.5 * (q - 2 - cols)
+    partial = 2.0 * jax.random.beta(k_r, jnp.asarray(b, dtype), jnp.asarray(b, dtype),
+                                    cols.shape, dtype) - 1.0
+    L_R, _ = vec_to_corr_chol(jnp.arctanh(partial), q)
+    return scales * jnp.abs(z), L_R
 
 
 def _chol_vector(L):
@@ -86,17 +105,22 @@ def _one_draw(key, spec):
             mu = loc + scale * jax.random.normal(next(keys), loc.shape, f)
             position[ts.name("mu")] = mu
             mu_full = mu_full.at[jnp.asarray(ts.mu_free)].set(mu)
-        if pri.random_gamma:
-            g, h = (jnp.asarray(v, f) for v in pri.gamma)
-            gamma = _gamma(next(keys), g, h)
-            position[ts.name("log_gamma")] = jnp.log(gamma)
+        if pri.lkj is not None:
+            sd, L_R = _lkj(next(keys), q, *pri.lkj, f)
+            L_D = sd[:, None] * L_R
+            position[ts.name("chol")] = jnp.concatenate([jnp.log(sd), corr_chol_to_vec(L_R)])
         else:
-            gamma = jnp.asarray(pri.gamma, f)
-        omega = _wishart(next(keys), pri.omega_df, gamma)
-        L_omega = jnp.linalg.cholesky(omega)
-        D = jnp.linalg.inv(omega)
-        L_D = jnp.linalg.cholesky(0.5 * (D + D.T))
-        position[ts.name("chol")] = _chol_vector(L_D if ts.factor == "D" else L_omega)
+            if pri.random_gamma:
+                g, h = (jnp.asarray(v, f) for v in pri.gamma)
+                gamma = _gamma(next(keys), g, h)
+                position[ts.name("log_gamma")] = jnp.log(gamma)
+            else:
+                gamma = jnp.asarray(pri.gamma, f)
+            omega = _wishart(next(keys), pri.omega_df, gamma)
+            L_omega = jnp.linalg.cholesky(omega)
+            D = jnp.linalg.inv(omega)
+            L_D = jnp.linalg.cholesky(0.5 * (D + D.T))
+            position[ts.name("chol")] = _chol_vector(L_D if ts.factor == "D" else L_omega)
         eps = jax.random.normal(next(keys), (ts.N, q), f)
         bs.append(mu_full + eps @ L_D.T)
     return position, tuple(bs)

@@ -128,6 +128,64 @@ class Wishart:
         return isinstance(self.scale_inv_diag, Gamma)
 
 
+def _scale_param(value, name: str):
+    if value is None:
+        return None
+    value = _as_param(value, name)
+    _check_positive(value, name)
+    return value
+
+
+@dataclass(frozen=True)
+class HalfNormal:
+    """|N(0, scale^2)|: a prior on a standard deviation; scale a number, a vector (one per
+    random-effect column) or None (the data-scaled default, README "Priors")."""
+
+    scale: Number | tuple | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "scale", _scale_param(self.scale, "HalfNormal.scale"))
+
+
+@dataclass(frozen=True)
+class HalfStudentT:
+    """|t_df(0, scale)|: a prior on a standard deviation (brms' default student_t(3, 0, s) on
+    sd); scale as for HalfNormal."""
+
+    df: Number = 3.0
+    scale: Number | tuple | None = None
+
+    def __post_init__(self):
+        df = _as_param(self.df, "HalfStudentT.df")
+        if isinstance(df, tuple):
+            raise ValueError("HalfStudentT.df: must be a number.")
+        _check_positive(df, "HalfStudentT.df")
+        object.__setattr__(self, "df", df)
+        object.__setattr__(self, "scale", _scale_param(self.scale, "HalfStudentT.scale"))
+
+
+@dataclass(frozen=True)
+class LKJ:
+    """D = diag(sd) R diag(sd) with the correlation matrix R ~ LKJ(eta) (density proportional
+    to det(R)^(eta - 1); eta = 1 uniform over correlation matrices, larger eta pulls R
+    towards the identity) and independent sd_j ~ `scale` (HalfStudentT or HalfNormal; its
+    scale None: 2.5 s_j, README "Priors"). The alternative to the seed's Wishart on Omega that
+    brms and rstanarm use; sampled through sd and the Cholesky factor of R."""
+
+    eta: Number = 1.0
+    scale: HalfStudentT | HalfNormal = HalfStudentT(3.0)
+
+    def __post_init__(self):
+        eta = _as_param(self.eta, "LKJ.eta")
+        if isinstance(eta, tuple):
+            raise ValueError("LKJ.eta: must be a number.")
+        _check_positive(eta, "LKJ.eta")
+        object.__setattr__(self, "eta", eta)
+        if not isinstance(self.scale, (HalfStudentT, HalfNormal)):
+            raise ValueError(f"LKJ.scale: must be a jaxglmm.HalfStudentT or HalfNormal, got "
+                             f"{self.scale!r}.")
+
+
 @dataclass(frozen=True)
 class Priors:
     """The prior p(psi | hyper) = p(beta) p(mu) p(tau) p(Omega); None means the default."""
@@ -140,7 +198,7 @@ class Priors:
 
     def __post_init__(self):
         for name, kinds in (("beta", (Flat, Normal)), ("mu", (Flat, Normal)),
-                            ("tau", (Gamma,)), ("omega", (Wishart,))):
+                            ("tau", (Gamma,)), ("omega", (Wishart, LKJ))):
             value = getattr(self, name)
             if isinstance(value, dict) and name in PER_TERM:
                 # one prior per random-effect term, keyed by its grouping factor; kept as
@@ -247,8 +305,11 @@ def default_priors(y, X, Z, family, trials=None, widen: float | None = None) -> 
         beta=Normal(bl, bs) if X.shape[1] else Flat(),
         mu=Normal(ml, ms),
         tau=Gamma(*family.tau_prior(y)) if family.has_dispersion else None,
-        omega=Wishart(float(q), tuple(0.1 * v**2 for v in s_j)),
+        omega=Wishart(float(q), tuple(DEFAULT_GAMMA_FACTOR * v**2 for v in s_j)),
     )
+
+
+DEFAULT_GAMMA_FACTOR = 0.1  # the default Wishart's gamma_j = 0.1 s_j^2
 
 
 @dataclass(frozen=True)
@@ -258,6 +319,9 @@ class ResolvedPriors:
     beta, mu: None (flat) or (loc, scale) tuples of length p / q.
     tau: None (no dispersion) or (c, d) with d a float or a (g, h) pair (random d).
     omega_df: float; gamma: tuple of q floats, or ((g_1..g_q), (h_1..h_q)) when random.
+    lkj: None (Wishart on Omega), or (eta, df, scales) for D = diag(sd) R diag(sd), R ~
+        LKJ(eta), sd_j ~ half-t_df(0, scales_j) (df None: half-normal); omega_df and gamma
+        are then unused.
     """
 
     beta: tuple | None
@@ -268,6 +332,7 @@ class ResolvedPriors:
     random_d: bool
     random_gamma: bool
     spec: Priors  # the full spec as used (user values and filled defaults)
+    lkj: tuple | None = None
 
 
 def resolve_priors(priors: Priors | None, defaults: Priors, p: int, q: int,
@@ -316,6 +381,18 @@ def resolve_priors(priors: Priors | None, defaults: Priors, p: int, q: int,
             tau = (t.shape, t.rate)
 
     om = spec.omega
+    if isinstance(om, LKJ):
+        scale = om.scale.scale
+        if scale is None:  # 2.5 s_j, s_j the column scale the default Wishart's gamma_j holds
+            scale = tuple(2.5 * np.sqrt(np.asarray(defaults.omega.scale_inv_diag, float)
+                                        / DEFAULT_GAMMA_FACTOR) * np.ones(q))
+        df = om.scale.df if isinstance(om.scale, HalfStudentT) else None
+        lkj = (om.eta, df, _broadcast(scale, q, "priors.omega.scale.scale"))
+        return ResolvedPriors(
+            beta=location_scale(spec.beta, p, "beta"),
+            mu=location_scale(spec.mu, q if q_mu is None else q_mu, "mu"),
+            tau=tau, omega_df=float("nan"), gamma=(), random_d=random_d, random_gamma=False,
+            spec=spec, lkj=lkj)
     if om.df <= q - 1:
         raise ValueError(f"priors.omega: Wishart df must exceed q - 1 = {q - 1}; got {om.df}.")
     if om.has_random_gamma:
@@ -349,6 +426,39 @@ def beta_logpdf(x, a, b):
     """Elementwise log Beta(x | a, b) on (0, 1)."""
     return ((a - 1) * jnp.log(x) + (b - 1) * jnp.log1p(-x)
             - gammaln(a) - gammaln(b) + gammaln(a + b))
+
+
+def half_normal_logpdf(x, scale):
+    """Elementwise log of |N(0, scale^2)| at x > 0."""
+    return normal_logpdf(x, 0.0, scale) + jnp.log(2.0)
+
+
+def half_student_t_logpdf(x, df, scale):
+    """Elementwise log of |t_df(0, scale)| at x > 0."""
+    z = x / scale
+    return (jnp.log(2.0) + gammaln(0.5 * (df + 1)) - gammaln(0.5 * df)
+            - 0.5 * jnp.log(df * jnp.pi) - jnp.log(scale)
+            - 0.5 * (df + 1) * jnp.log1p(z**2 / df))
+
+
+def lkj_log_normaliser(eta, q: int):
+    """log c_q(eta) of the LKJ density c_q(eta) det(R)^(eta - 1) over q x q correlation
+    matrices (Lewandowski, Kurowicka and Joe 2009, eq. 16), ()."""
+    total = 0.0
+    for k in range(1, q):  # q - k partial correlations of Beta(b, b) on (-1, 1) each
+        b = eta + 0.5 * (q - 1 - k)
+        total = total + (q - k) * ((2 * b - 1) * jnp.log(2.0) + 2 * gammaln(b)
+                                   - gammaln(2 * b))
+    return -total
+
+
+def lkj_cholesky_logpdf(L, eta):
+    """log p(L) of the lower Cholesky factor L (q, q) of R ~ LKJ(eta): the LKJ density of R
+    times |dR/dL| over L's free (strictly lower) elements, sum_i (q - i - 1 + 2 eta - 2)
+    log L_ii over rows i = 1..q-1 (0-based; Stan's lkj_corr_cholesky), normalised, ()."""
+    q = L.shape[-1]
+    powers = q - jnp.arange(1, q, dtype=L.dtype) - 1.0 + 2.0 * eta - 2.0
+    return jnp.sum(powers * jnp.log(jnp.diagonal(L)[1:])) + lkj_log_normaliser(eta, q)
 
 
 def wishart_logpdf_parts(logdet_omega, diag_omega, df, scale_inv_diag):
@@ -416,6 +526,13 @@ def describe_priors(priors: ResolvedPriors, x_names, z_names, mu_names=None, key
     if "omega" not in blocks:
         return lines
     omega = f"Omega{key}"
+    if priors.lkj is not None:
+        eta, df, scales = priors.lkj
+        half = "HalfNormal(" if df is None else f"HalfStudentT({_fmt(df)}, "
+        sds = ", ".join(f"sd{key}[{n}] ~ {half}{_fmt(v)})" for n, v in zip(z_names, scales))
+        lines.append(f"D{key} = diag(sd) R diag(sd), R ~ LKJ({_fmt(eta)}){tag['omega']},  "
+                     f"{sds}")
+        return lines
     if priors.random_gamma:
         g, h = priors.gamma
         hyper = ", ".join(f"gamma{key}[{n}] ~ Gamma({_fmt(a)}, {_fmt(b)})"

@@ -381,7 +381,7 @@ def test_command_line_fits_the_family(tmp_path, family):
 def numpyro_draws(family, model, seed=2, chains=4, warmup=1000, draws=1000) -> dict:
     """The same model in NumPyro: beta, mu ~ Normal, tau ~ Gamma(c, d), omega = 1/D ~
     Gamma(nu_W/2, rate gamma/2) (the q = 1 Wishart), b_g ~ N(mu, D) non-centred; Student's
-    nu ~ Gamma(2, 0.1) truncated to nu > 1 (numpyro's TruncatedDistribution), zi ~
+    nu ~ Gamma(2, 0.1) truncated to nu > 1 (numpyro's LeftTruncatedGamma), zi ~
     Beta(1, 1) and numpyro's ZeroInflatedDistribution. Draws (chains, draws) by name."""
     import numpyro
     import numpyro.distributions as dist
@@ -405,7 +405,7 @@ def numpyro_draws(family, model, seed=2, chains=4, warmup=1000, draws=1000) -> d
         if family != "zero_inflated_poisson":
             tau = numpyro.sample("tau", dist.Gamma(pri.tau.shape, pri.tau.rate))
         if family == "student":
-            nu = numpyro.sample("nu", dist.TruncatedDistribution(dist.Gamma(2.0, 0.1), low=1.0))
+            nu = numpyro.sample("nu", dist.LeftTruncatedGamma(dist.Gamma(2.0, 0.1), low=1.0))
             numpyro.sample("y", dist.StudentT(nu, eta, 1 / jnp.sqrt(tau)), obs=y)
             return
         zi = numpyro.sample("zi", dist.Beta(1.0, 1.0))
