@@ -16,9 +16,10 @@ from jax.scipy.linalg import solve_triangular
 from .family_base import Family
 from .laplace import NEWTON_STEPS, guided_effects
 from .parameters import chol_product_log_jacobian, cov_to_corr, vec_to_chol, vec_to_corr_chol
-from .priors import (ResolvedPriors, gamma_logpdf, half_normal_logpdf, half_student_t_logpdf,
-                     lkj_cholesky_logpdf, mvnormal_logpdf_chol, normal_logpdf,
-                     wishart_logpdf_parts)
+from .log_densities import (gamma_logpdf, half_normal_logpdf, half_student_t_logpdf,
+                            lkj_cholesky_logpdf, mvnormal_logpdf_chol, normal_logpdf,
+                            wishart_logpdf_parts)
+from .priors import ResolvedPriors
 
 Array = jax.Array
 

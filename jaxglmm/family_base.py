@@ -25,7 +25,8 @@ import numpy as np
 from jax.scipy.special import gammaincc
 
 from .links import INVERSE_LINKS
-from .priors import Beta, Gamma, beta_logpdf, gamma_logpdf
+from .log_densities import beta_logpdf, gamma_logpdf
+from .priors import Beta, Gamma
 
 Array = jax.Array
 

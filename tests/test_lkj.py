@@ -15,8 +15,8 @@ import scipy.stats
 import jaxglmm
 from jaxglmm import diagnostics
 from jaxglmm.parameters import corr_chol_to_vec, vec_to_corr_chol
-from jaxglmm.priors import (half_normal_logpdf, half_student_t_logpdf, lkj_cholesky_logpdf,
-                            lkj_log_normaliser)
+from jaxglmm.log_densities import (half_normal_logpdf, half_student_t_logpdf,
+                                   lkj_cholesky_logpdf, lkj_log_normaliser)
 
 
 def _free(L):

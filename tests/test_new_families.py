@@ -201,9 +201,10 @@ def test_epil_negative_binomial_matches_numpyro():
     fit = model.sample(chains=4, warmup=1000, draws=3000, seed=4, progress=False)
     theirs = numpyro_draws("negbinomial", model, seed=5, warmup=1000, draws=3000)
     report, bad = _compare(fit.scalar_draws(), theirs)
+    print("\n".join(report))  # shown with pytest -s
     assert not bad, "\n".join(report)
     assert fit.num_divergences == 0
-    assert len(theirs) == 9  # six coefficients, mu, tau, sd: all compared
+    assert len(theirs) == 8  # five coefficients, mu, tau, sd: all compared
 
 
 @pytest.mark.slow

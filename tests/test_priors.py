@@ -5,8 +5,8 @@ import pytest
 import scipy.stats
 
 from jaxglmm import Flat, Gamma, Normal, Priors, Wishart
-from jaxglmm.priors import (gamma_logpdf, mvnormal_logpdf_chol, normal_logpdf, resolve_priors,
-                            wishart_logpdf)
+from jaxglmm.log_densities import gamma_logpdf, mvnormal_logpdf_chol, normal_logpdf, wishart_logpdf
+from jaxglmm.priors import resolve_priors
 
 
 def _random_spd(rng, q, scale=1.0):
