@@ -6,6 +6,8 @@
 #   benchmarks/run.py (all models / three small ones, 2 chains x 300 / the scaling study);
 #   extra options in BENCH_ARGS, e.g. make bench BENCH_ARGS="--models cbpp,epil"; make bench
 #   (and bench-real alone) then fits the real-data suite, benchmarks/real_data.py.
+# make sbc-families: simulation-based calibration of the families (benchmarks/sbc_families.py;
+#   options in SBC_ARGS, e.g. SBC_ARGS="--families gamma --replications 200").
 # make suite: copy the benchmark suite from ../shared/bench (where new material arrives; set
 #   SHARED_BENCH for another place) into benchmarks/suite, which the tests and benchmarks read.
 # The interpreter for the virtual environments: Python >= 3.12 (ArviZ 1.x needs it), found by
@@ -24,9 +26,10 @@ define make_venv
 endef
 
 BENCH_ARGS ?=
+SBC_ARGS ?=
 SHARED_BENCH ?= ../shared/bench
 
-.PHONY: demo test test-fast test-formulae-0.6 check-coinstall install bench bench-quick bench-real bench-scaling suite clean
+.PHONY: demo test test-fast test-formulae-0.6 check-coinstall install bench bench-quick bench-real bench-scaling sbc-families suite clean
 
 $(VENV)/.installed: pyproject.toml
 	$(call make_venv,$(VENV))
@@ -69,6 +72,9 @@ test-fast: $(VENV)/.test-installed
 bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 	$(PY) benchmarks/real_data.py
+
+sbc-families: $(VENV)/.bench-installed
+	$(PY) benchmarks/sbc_families.py $(SBC_ARGS)
 
 bench-real: $(VENV)/.bench-installed
 	$(PY) benchmarks/real_data.py
