@@ -14,7 +14,7 @@ moderate (SBC needs the fit's prior to be the one the truth is drawn from; the d
 written from y, which differs per replicate): beta, mu ~ N(0, 0.5^2) (mu[Intercept] around
 the family's natural centre), Omega ~ Wishart(4, S), S^-1 = diag(0.5, 0.5) (sd(b) about 0.35),
 and tau per family (`TAU`); nu and zi keep their family defaults. The ranks are written to
-benchmarks/results/<date>-sbc-families.json with the p-values; `tests/test_sbc_families.py`
+benchmarks/results/<date>-sbc-families.json (or -sbc-<family>.json for a subset) with the p-values; `tests/test_sbc_families.py`
 runs a small case.
 """
 from __future__ import annotations
@@ -147,7 +147,9 @@ def main(argv=None):
               " s", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{datetime.date.today().isoformat()}-sbc-families.json"
+    chosen = args.families.split(",")
+    which = "families" if set(chosen) == set(FAMILIES) else "-".join(chosen)
+    path = out / f"{datetime.date.today().isoformat()}-sbc-{which}.json"
     path.write_text(json.dumps({"args": vars(args), "results": results}, indent=1))
     print(f"wrote {path}")
     return results

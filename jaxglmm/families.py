@@ -341,4 +341,8 @@ class BetaFamily(Family):
 
     def sample(self, key, eta, tau, trials, extra=None):
         mu = self.inverse_link(eta)
-        return jax.random.beta(key, mu * tau, (1.0 - mu) * tau, eta.shape, eta.dtype)
+        y = jax.random.beta(key, mu * tau, (1.0 - mu) * tau, eta.shape, eta.dtype)
+        # a shape far below 1 rounds draws to exactly 0 or 1, outside the support: the
+        # nearest floats inside it instead (prior predictive data stay fittable)
+        info = jnp.finfo(eta.dtype)
+        return jnp.clip(y, info.tiny, 1.0 - info.epsneg)
