@@ -109,28 +109,27 @@ class Psi(NamedTuple):
 
 
 def _unpack_term(position: dict, term: TermSpec, dtype) -> tuple[TermPsi, Array]:
-    """One term's natural parameters and the log-Jacobian of its (Omega, gamma) map."""
+    """One term's natural parameters and the log-Jacobian of its map to where the prior is
+    stated: (Omega, gamma) under a Wishart, (sd, L_R) under an LKJ (always the D factor)."""
     q = term.q
     raw = position[term.name("chol")]
     pri = term.priors
-    if pri.lkj is not None:  # chol(D) = diag(sd) L_R; the prior is stated for (sd, L_R)
+    lkj = pri.lkj is not None
+    if lkj:  # chol(D) = diag(sd) L_R
         L_R, log_jac = vec_to_corr_chol(raw[q:], q)
         L = jnp.exp(raw[:q])[:, None] * L_R
         log_jac = log_jac + jnp.sum(raw[:q])
         log_diag_sum = jnp.sum(jnp.log(jnp.diagonal(L)))
-        L_inv = solve_triangular(L, jnp.eye(q, dtype=dtype), lower=True)
-        t = TermPsi(_term_mu(position, term, dtype), jnp.zeros((q,), dtype), L,
-                    -2.0 * log_diag_sum, jnp.sum(L_inv**2, axis=0))
-        return t, log_jac
-    L, log_jac = vec_to_chol(raw, q)
-    log_jac = log_jac + chol_product_log_jacobian(L)
-    log_diag_sum = jnp.sum(raw[:q])
+    else:
+        L, log_jac = vec_to_chol(raw, q)
+        log_jac = log_jac + chol_product_log_jacobian(L)
+        log_diag_sum = jnp.sum(raw[:q])
     if term.factor == "D":
         L_inv = solve_triangular(L, jnp.eye(q, dtype=dtype), lower=True)
         diag_omega = jnp.sum(L_inv**2, axis=0)
         logdet_omega = -2.0 * log_diag_sum
-        # density stated for Omega = D^{-1}: |dOmega/dD| = |D|^{-(q+1)}
-        log_jac = log_jac + (q + 1) * logdet_omega
+        if not lkj:  # density stated for Omega = D^{-1}: |dOmega/dD| = |D|^{-(q+1)}
+            log_jac = log_jac + (q + 1) * logdet_omega
     else:
         diag_omega = jnp.sum(L**2, axis=1)
         logdet_omega = 2.0 * log_diag_sum
@@ -138,8 +137,8 @@ def _unpack_term(position: dict, term: TermSpec, dtype) -> tuple[TermPsi, Array]
         log_gamma = position[term.name("log_gamma")]
         gamma = jnp.exp(log_gamma)
         log_jac = log_jac + jnp.sum(log_gamma)
-    else:
-        gamma = jnp.asarray(pri.gamma, dtype)
+    else:  # LKJ: no gamma (a placeholder of zeros)
+        gamma = jnp.zeros((q,), dtype) if lkj else jnp.asarray(pri.gamma, dtype)
     return TermPsi(_term_mu(position, term, dtype), gamma, L, logdet_omega, diag_omega), log_jac
 
 

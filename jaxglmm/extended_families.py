@@ -99,29 +99,27 @@ def _zero_or(key: Array, draw, zi: Array, shape) -> Array:
     return jnp.where(jax.random.bernoulli(k_zero, jnp.broadcast_to(zi, shape)), 0.0, count)
 
 
-def _zi_option(value, family: str):
-    return parameter_option(value, "zi", family, 0.0, 1.0, (Beta,))
-
-
-@dataclass(frozen=True)
-class ZeroInflatedPoisson(Poisson):
-    """y = 0 with probability zi, else Poisson(exp(eta)) (brms' zero_inflated_poisson): mean
-    (1 - zi) exp(eta). zi ~ Beta(1, 1) by default (brms'); a number in [0, 1) fixes it."""
-
-    zi: Beta | float = Beta(1.0, 1.0)
-    name: ClassVar[str] = "zero_inflated_poisson"
+class ZeroInflation:
+    """What the zero-inflated families share, mixed in before the count family: the
+    parameter zi (a `Beta` prior or a fixed number in [0, 1)), its start, the mean
+    (1 - zi) exp(eta), the working weight, the text and the draws. A subclass gives the count
+    model's P(y = 0) at the pooled data (`_count_zero_probability`)."""
 
     def __post_init__(self):
         super().__post_init__()
-        object.__setattr__(self, "zi", _zi_option(self.zi, self.name))
+        object.__setattr__(self, "zi", parameter_option(self.zi, "zi", self.name, 0.0, 1.0,
+                                                        (Beta,)))
 
     def parameters(self):
         return (FamilyParameter("zi", self.zi, lower=0.0, upper=1.0),)
 
+    def _count_zero_probability(self, y) -> float:
+        raise NotImplementedError
+
     def _zi_guess(self, y) -> float:
         if not isinstance(self.zi, Beta):
             return float(self.zi)
-        return _zero_inflation_start(y, float(np.exp(-np.mean(y))))
+        return _zero_inflation_start(y, self._count_zero_probability(y))
 
     def parameter_start(self, y):
         return {"zi": self._zi_guess(y)}
@@ -134,7 +132,23 @@ class ZeroInflatedPoisson(Poisson):
         return (1.0 - self._zi_guess(y)) * w, v
 
     def distribution_text(self, mean):
-        return f"ZeroInflated(zi, Poisson({mean}))"
+        return f"ZeroInflated(zi, {super().distribution_text(mean)})"
+
+    def sample(self, key, eta, tau, trials, extra=None):
+        count = super(ZeroInflation, self).sample
+        return _zero_or(key, lambda k: count(k, eta, tau, trials), extra["zi"], eta.shape)
+
+
+@dataclass(frozen=True)
+class ZeroInflatedPoisson(ZeroInflation, Poisson):
+    """y = 0 with probability zi, else Poisson(exp(eta)) (brms' zero_inflated_poisson): mean
+    (1 - zi) exp(eta). zi ~ Beta(1, 1) by default (brms'); a number in [0, 1) fixes it."""
+
+    zi: Beta | float = Beta(1.0, 1.0)
+    name: ClassVar[str] = "zero_inflated_poisson"
+
+    def _count_zero_probability(self, y):
+        return float(np.exp(-np.mean(y)))
 
     def log_kernel(self, y, eta, tau, trials, extra=None):
         # log f(0) = -exp(eta) at eta <= 709 (past it f(0) = 0 exactly next to zi), and the
@@ -144,13 +158,9 @@ class ZeroInflatedPoisson(Poisson):
         log_fy = super().log_kernel(y, jnp.where(zero, 0.0, eta), tau, trials)
         return _zero_inflated(log_f0, log_fy, y, extra["zi"])
 
-    def sample(self, key, eta, tau, trials, extra=None):
-        return _zero_or(key, lambda k: super(ZeroInflatedPoisson, self).sample(
-            k, eta, tau, trials), extra["zi"], eta.shape)
-
 
 @dataclass(frozen=True)
-class ZeroInflatedNegBinomial(NegBinomial):
+class ZeroInflatedNegBinomial(ZeroInflation, NegBinomial):
     """y = 0 with probability zi, else NB2 with mean exp(eta) and shape tau (brms'
     zero_inflated_negbinomial): mean (1 - zi) exp(eta). zi ~ Beta(1, 1) by default; tau's
     prior as the negative binomial's."""
@@ -158,37 +168,11 @@ class ZeroInflatedNegBinomial(NegBinomial):
     zi: Beta | float = Beta(1.0, 1.0)
     name: ClassVar[str] = "zero_inflated_negbinomial"
 
-    def __post_init__(self):
-        super().__post_init__()
-        object.__setattr__(self, "zi", _zi_option(self.zi, self.name))
-
-    def parameters(self):
-        return (FamilyParameter("zi", self.zi, lower=0.0, upper=1.0),)
-
-    def _zi_guess(self, y) -> float:
-        if not isinstance(self.zi, Beta):
-            return float(self.zi)
+    def _count_zero_probability(self, y):
         m = max(float(np.mean(y)), 0.1)
-        phi = float(np.exp(super().log_tau_start(y)))
-        return _zero_inflation_start(y, float((phi / (phi + m)) ** phi))
-
-    def parameter_start(self, y):
-        return {"zi": self._zi_guess(y)}
-
-    def mean(self, eta, extra=None):
-        return (1.0 - extra["zi"]) * jnp.exp(eta)
-
-    def working_weight(self, y, trials):
-        w, v = super().working_weight(y, trials)
-        return (1.0 - self._zi_guess(y)) * w, v
-
-    def distribution_text(self, mean):
-        return f"ZeroInflated(zi, NegBinomial2({mean}, phi = tau))"
+        phi = float(np.exp(self.log_tau_start(y)))
+        return float((phi / (phi + m)) ** phi)
 
     def log_kernel(self, y, eta, tau, trials, extra=None):
         log_f0 = super().log_kernel(jnp.zeros_like(y), eta, tau, trials)  # finite for any eta
         return _zero_inflated(log_f0, super().log_kernel(y, eta, tau, trials), y, extra["zi"])
-
-    def sample(self, key, eta, tau, trials, extra=None):
-        return _zero_or(key, lambda k: super(ZeroInflatedNegBinomial, self).sample(
-            k, eta, tau, trials), extra["zi"], eta.shape)
