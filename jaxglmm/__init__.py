@@ -11,6 +11,7 @@ from .families import (BetaFamily, Bernoulli, Binomial, GammaFamily, Gaussian,  
 from .family_base import Family  # noqa: E402
 from .family_registry import FAMILIES, make_family  # noqa: E402
 from .glmm import GLMM  # noqa: E402
+from .many import FitBatch, batch_models  # noqa: E402
 from .model import Model  # noqa: E402
 from .priors import (LKJ, Beta, Flat, Gamma, HalfNormal, HalfStudentT, Normal,  # noqa: E402
                      Priors, Wishart)
@@ -25,6 +26,6 @@ __all__ = [
     "HalfStudentT", "HalfNormal", "Family",
     "Gaussian", "Bernoulli", "Binomial", "Poisson", "NegBinomial", "GammaFamily", "BetaFamily",
     "Student", "ZeroInflatedPoisson", "ZeroInflatedNegBinomial", "FAMILIES",
-    "make_family", "SamplingWarning",
+    "make_family", "SamplingWarning", "FitBatch", "batch_models",
     "Problem", "datasets", "load",
 ]

@@ -25,6 +25,8 @@ from .progress import report
 from .sampling import (ChainEnd, chain_end, compile_seconds, default_chain_method,
                        sample_chains, use_persistent_cache)
 
+Array = jax.Array
+
 METHODS = ("auto", "joint", "collapsed")
 # dense mass matrix up to this many sampled coordinates: cbpp (20) mixes 1.5x better per
 # second with dense, epil (66) 1.8x better with diagonal (4 x 1000/1000, two CPU devices:
@@ -215,20 +217,29 @@ def problem(model: Model, method: str, template: dict, keep_b: bool = True,
 # ------------------------------------------------------------------------- sampling
 
 
-def sample(model: Model, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed=0, *,
-           kernel="nuts", target_accept: float | None = None, max_tree_depth: int = 10,
-           dense_mass: bool | None = None, num_integration_steps: int = 32,
-           method: str = "auto", progress: bool = True, chunk: int = 50, thin: int = 1,
-           keep_b: bool = True, chain_method: str = "auto", basis: str = "centred",
-           mass_matrix: str = "auto") -> Run:
-    """Window adaptation then `draws` draws of every chain, in one jitted program: the Run
-    (arguments as documented at `jaxglmm.GLMM.sample`)."""
-    compile_start = compile_seconds()
-    use_persistent_cache()
+class Prepared(NamedTuple):
+    """What a run of one model starts from: its settings, the sampler's basis (layout,
+    shift), the position template, the flat starting points x0 (C, d) and the keys."""
+
+    settings: RunSettings
+    basis: tuple
+    template: dict
+    x0: Array
+    warmup_keys: Array   # (C,) keys
+    sample_keys: np.ndarray  # (C, 2) key data
+
+
+def prepare(model: Model, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed=0, *,
+            kernel="nuts", target_accept: float | None = None, max_tree_depth: int = 10,
+            dense_mass: bool | None = None, num_integration_steps: int = 32,
+            method: str = "auto", chunk: int = 50, thin: int = 1, keep_b: bool = True,
+            chain_method: str = "auto", basis: str = "centred",
+            mass_matrix: str = "auto") -> Prepared:
+    """The checked choices and starting state of `sample`'s run (arguments as there)."""
     method = resolve_method(model, method)
     form = mass_matrix_form(model, method, mass_matrix, dense_mass)
     chains = check_count(chains, "chains", 1)
-    warmup = check_count(warmup, "warmup", 0)
+    check_count(warmup, "warmup", 0)
     draws = check_count(draws, "draws", 1)
     chunk = check_count(chunk, "chunk", 1)
     thin = check_count(thin, "thin", 1)
@@ -245,18 +256,60 @@ def sample(model: Model, chains: int = 4, warmup: int = 1000, draws: int = 1000,
     with jax.enable_x64(model.dtype == "float64"):
         _, warmup_key, sample_key = jax.random.split(key, 3)
         starts, x0 = _starts(model, key, chains, method, (layout, shift))
-        template, x0 = starts[0], jnp.asarray(x0)
+        template = starts[0]
         if form == "block":
             config = replace(config, mass_block=psi_indices(template))
-        settings = RunSettings(method=method, sampler=config, chains=chains, warmup=warmup,
-                               chunk=chunk, thin=thin, keep_b=bool(keep_b), basis=basis,
-                               seed=seed if isinstance(seed, int) else None)
+        settings = RunSettings(method=method, sampler=config, chains=chains,
+                               warmup=int(warmup), chunk=chunk, thin=thin, keep_b=bool(keep_b),
+                               basis=basis, seed=seed if isinstance(seed, int) else None)
         sample_keys = np.asarray(jax.random.key_data(jax.random.split(sample_key, chains)))
-        run = _run(model, settings, (layout, shift), template, x0,
-                   jax.random.split(warmup_key, chains), sample_keys, warmup, draws, progress)
+        return Prepared(settings, (layout, shift), template, jnp.asarray(x0),
+                        jax.random.split(warmup_key, chains), sample_keys)
+
+
+def sample(model: Model, chains: int = 4, warmup: int = 1000, draws: int = 1000, seed=0, *,
+           progress: bool = True, **options) -> Run:
+    """Window adaptation then `draws` draws of every chain, in one jitted program: the Run
+    (arguments as documented at `jaxglmm.GLMM.sample`; `options` those of `prepare`)."""
+    compile_start = compile_seconds()
+    use_persistent_cache()
+    ready = prepare(model, chains, warmup, draws, seed, **options)
+    with jax.enable_x64(model.dtype == "float64"):
+        run = _run(model, ready.settings, ready.basis, ready.template, ready.x0,
+                   ready.warmup_keys, ready.sample_keys, ready.settings.warmup, draws,
+                   progress)
     run = run._replace(info=dict(run.info, compile_s=compile_seconds() - compile_start))
     report(run.info, int(np.sum(run.sample_stats["diverging"])), progress)
     return run
+
+
+def cache_key(model: Model, settings: RunSettings, layout) -> tuple:
+    """What determines a model's compiled programs besides the shapes of their arguments."""
+    return (model.spec, settings.method, settings.keep_b, layout)
+
+
+def run_info(model: Model, settings: RunSettings, basis: tuple, stats: dict, timings: dict,
+             steps: int) -> dict:
+    """fit.info of a run of `model` (`steps`: its sampling iterations so far)."""
+    layout, shift = basis
+    config = settings.sampler
+    return {"method": settings.method,
+            "parametrisation": describe_parametrisation(model, settings.method),
+            "factor": model.factor, "chains": settings.chains, "warmup": settings.warmup,
+            "draws": next(iter(stats.values())).shape[1], "thin": settings.thin,
+            "steps": steps, "keep_b": settings.keep_b,
+            "mass_matrix": ("dense" if config.dense_mass else
+                            "block" if config.mass_block else "diagonal"),
+            "chain_method": config.chain_method, "seed": settings.seed, "dtype": model.dtype,
+            "basis": settings.basis,
+            "basis_detail": describe_basis(layout, shift, model.position_names()),
+            **timings}
+
+
+def position_layout(template: dict) -> tuple:
+    """((name, shape), ...) of the position dict, as ravel_pytree lays it out."""
+    return tuple((name, tuple(int(n) for n in np.shape(template[name])))
+                 for name in sorted(template))
 
 
 def _run(model: Model, settings: RunSettings, basis: tuple, template: dict, x0, warmup_keys,
@@ -264,10 +317,10 @@ def _run(model: Model, settings: RunSettings, basis: tuple, template: dict, x0, 
          resume: ChainEnd | None = None, start_step: int = 0) -> Run:
     """Sample `steps` iterations (after `warmup` adaptation ones, or continuing from the
     chains' end `resume` at step `start_step`) from the flat positions x0 (C, d)."""
-    spec, config = model.spec, settings.sampler
     layout, shift = basis
     data, unravel, make_logdensity, transform = build_problem(
-        spec, model.model_data(), layout, shift, settings.method, template, settings.keep_b)
+        model.spec, model.model_data(), layout, shift, settings.method, template,
+        settings.keep_b)
     timings: dict = {}
     state = None if resume is None else (
         {"position": resume.position, "logdensity": resume.logdensity,
@@ -275,27 +328,15 @@ def _run(model: Model, settings: RunSettings, basis: tuple, template: dict, x0, 
         resume.step_size, resume.inverse_mass_matrix)
     out, stats, last, done = sample_chains(
         make_logdensity, transform, data, x0, warmup_keys,
-        jax.random.wrap_key_data(jnp.asarray(sample_keys)), warmup, steps, config,
-        cache_key=(spec, settings.method, settings.keep_b, layout), progress=progress,
+        jax.random.wrap_key_data(jnp.asarray(sample_keys)), warmup, steps, settings.sampler,
+        cache_key=cache_key(model, settings, layout), progress=progress,
         chunk=settings.chunk, timings=timings, thin=settings.thin, resume=state,
         start_step=start_step, scale=sampler_scale(model, template))
-    info = {"method": settings.method,
-            "parametrisation": describe_parametrisation(model, settings.method),
-            "factor": model.factor, "chains": settings.chains, "warmup": settings.warmup,
-            "draws": next(iter(stats.values())).shape[1], "thin": settings.thin,
-            "steps": start_step + done, "keep_b": settings.keep_b,
-            "mass_matrix": ("dense" if config.dense_mass else
-                            "block" if config.mass_block else "diagonal"),
-            "chain_method": config.chain_method, "seed": settings.seed, "dtype": model.dtype,
-            "basis": settings.basis,
-            "basis_detail": describe_basis(layout, shift, model.position_names()),
-            **timings}
-    names = tuple((name, tuple(int(n) for n in np.shape(template[name])))
-                  for name in sorted(template))
+    info = run_info(model, settings, basis, stats, timings, start_step + done)
     # the chunk length used: a continued run must use the same compiled program
     settings = replace(settings, chunk=int(timings["chunk"]))
     return Run(draws=out, sample_stats=stats, settings=settings, info=info,
-               end=chain_end(last, sample_keys, names))
+               end=chain_end(last, sample_keys, position_layout(template)))
 
 
 def extend(model: Model, run: Run, draws: int, progress: bool = True) -> Run:

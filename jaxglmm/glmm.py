@@ -8,6 +8,7 @@ from .family_registry import make_family
 from .fitting import (collapsed_terms, constrain, initial_points, initial_position,
                       initial_positions, problem, sample)
 from .formula import parse_formula
+from .many import FitBatch, batch_models, sample_many
 from .model import Model, build_model
 from .prior_predictive import sample_prior
 from .priors import Priors
@@ -234,6 +235,44 @@ class GLMM:
                      method=method, progress=progress, chunk=chunk, thin=thin, keep_b=keep_b,
                      chain_method=chain_method, basis=basis, mass_matrix=mass_matrix)
         return Fit.from_run(self.model, run)
+
+    def sample_many(self, datasets, chains: int = 4, warmup: int = 1000, draws: int = 1000,
+                    seed=0, *, batch_size: int = 64, batch_method: str = "auto",
+                    weights=None, progress: bool = True, **options) -> FitBatch:
+        """Fit this model to many data sets in one compiled program (a simulation study, a
+        bootstrap, a power analysis): no compiling per data set, and the data sets move
+        together (see `jaxglmm.many`).
+
+        Args:
+            datasets: a list of data frames with the formula's columns (formula models), or
+                responses at this model's design: an array (B, n_obs) or a list of (n_obs,)
+                arrays (binomial: successes, with the model's trials).
+            chains, warmup, draws: as in `sample`, for every data set.
+            seed: an integer (data set k is fitted with seed + k), a key (split into one
+                per data set) or a list of one seed per data set.
+            batch_size: the most data sets one program runs at once (memory: the device
+                holds batch_size x chains chains; larger groups run in equal parts).
+            batch_method: "auto" (= "vectorized"), "vectorized" (the data sets vmapped:
+                each NUTS step lasts as long as the longest of the batch, and many small
+                data sets run several times faster than one by one) or "sequential" (one
+                after the other inside the program: draws bit-identical to separate calls).
+            weights: the weights column of the data frames, when the model has weights.
+            progress: bars per program and one summary line on stderr.
+            options: the other arguments of `sample` (kernel, target_accept, method,
+                thin, keep_b, mass_matrix, basis, chunk, ...), the same for every data set.
+        Every data set is fitted with this model's priors as resolved (defaults scaled to
+        this model's data, not to each data set's) and its parametrisation; data set k's
+        fit equals `jaxglmm.GLMM.of(jaxglmm.batch_models(model, datasets)[k]).sample(seed=
+        seeds[k], ...)` (bit for bit with batch_method="sequential" and no padding).
+        Returns:
+            A `jaxglmm.FitBatch`: fit_batch[k] is data set k's `Fit`; `summary()`,
+            `diagnostics()` (divergences, worst R-hat and ESS per data set), `draws(name)`.
+        Raises:
+            ValueError: naming datasets[k] for a data set that does not fit the model.
+        """
+        return sample_many(self.model, datasets, chains, warmup, draws, seed,
+                           batch_size=batch_size, batch_method=batch_method, weights=weights,
+                           progress=progress, **options)
 
     def sample_prior(self, draws: int = 500, seed=0, include_b: bool = True):
         """Draws from the prior and the prior predictive distribution, without the data

@@ -189,8 +189,22 @@ def _chunk_length(num_warmup: int, num_draws: int, target: int) -> int:
     return max(1, min(target, max(num_warmup, num_draws)))
 
 
+def map_batch(fn: Callable, batch: str | None, n_shared: int = 0) -> Callable:
+    """fn lifted over a leading data-set axis of its first arguments (all but the last
+    `n_shared`, which every data set shares): vmapped ("vectorized"), one data set after the
+    other ("sequential", lax.map), or fn itself (batch None)."""
+    if batch is None:
+        return fn
+
+    def lifted(*args):
+        split = len(args) - n_shared
+        own, shared = args[:split], args[split:]
+        return map_chains(lambda *a: fn(*a, *shared), batch, *own)
+    return lifted
+
+
 def _make_chunk_fn(make_logdensity: Callable, transform: Callable, config: SamplerConfig,
-                   mesh=None):
+                   mesh=None, batch: str | None = None):
     """The jitted chunk: `k` steps of every chain (vmapped or in sequence, see
     `SamplerConfig.chain_method`), adapting or not. With a mesh the chains are split over its
     devices (shard_map along "chain"), each device running its own block of chains.
@@ -198,6 +212,8 @@ def _make_chunk_fn(make_logdensity: Callable, transform: Callable, config: Sampl
     (states, ws, (data, scale (d,)), keys (C,), t (k,), stage (k,), window_end (k,),
      active (k,), adapting ()) -> ((states, ws), (kept: dict of (C, k, ...), stats: dict of
      (C, k)))
+    With `batch` ("vectorized" or "sequential") every argument but t, stage, window_end,
+    active and adapting has a leading data-set axis B, and so have the outputs (B, C, ...).
     """
     _, step = _kernel_fns(config)
     _, ws_update, _ = warmup_fns(config)
@@ -236,13 +252,16 @@ def _make_chunk_fn(make_logdensity: Callable, transform: Callable, config: Sampl
 
         return map_chains(one_chain, config.chain_method, states, ws, keys)
 
+    chunk = map_batch(chunk, batch, n_shared=5)
     if mesh is None:
         return jax.jit(chunk)
     P = jax.sharding.PartitionSpec
-    chains, rest = P("chain"), P()
+    # the leading axis (chains, or data sets with `batch`) is split over the mesh
+    lead, rest = P("chain"), P()
+    data_spec = rest if batch is None else lead
     return jax.jit(jax.shard_map(
-        chunk, mesh=mesh, in_specs=(chains, chains, rest, chains, rest, rest, rest, rest, rest),
-        out_specs=chains, check_vma=False))
+        chunk, mesh=mesh, in_specs=(lead, lead, data_spec, lead, rest, rest, rest, rest, rest),
+        out_specs=lead, check_vma=False))
 
 
 _CACHE: OrderedDict = OrderedDict()
@@ -263,16 +282,21 @@ def _cached(key, build: Callable):
     return value
 
 
-def _init_program(cache_key, make_logdensity: Callable, config: SamplerConfig):
-    """jit of the kernel's initial states of every chain ((C, d) positions, data): one
-    jitted function per model and method, so that another seed does not compile again."""
+def _init_program(cache_key, make_logdensity: Callable, config: SamplerConfig,
+                  batch: str | None = None):
+    """jit of the kernel's initial states of every chain ((C, d) positions, data; with
+    `batch` both with a leading data-set axis): one jitted function per model and method,
+    so that another seed does not compile again."""
     init_kernel, _ = _kernel_fns(config)
 
+    def init(x0, data):
+        return map_chains(lambda x: init_kernel(x, make_logdensity(data)),
+                          config.chain_method, x0)
+
     def build():
-        return jax.jit(lambda x0, data: map_chains(
-            lambda x: init_kernel(x, make_logdensity(data)), config.chain_method, x0))
+        return jax.jit(map_batch(init, batch))
     key = None if cache_key is None else ("init", cache_key, config.kernel,
-                                          config.chain_method)
+                                          config.chain_method, batch)
     return _cached(key, build)
 
 
@@ -281,23 +305,27 @@ def _shapes(tree) -> tuple:
     return (treedef, tuple((np.shape(x), jnp.result_type(x)) for x in leaves))
 
 
-def _compiled_chunk(cache_key, make_logdensity, transform, config, args, mesh=None):
+def _compiled_chunk(cache_key, make_logdensity, transform, config, args, mesh=None,
+                    batch: str | None = None):
     """The compiled chunk for `args`, from the cache or compiled now. `cache_key` must
     determine make_logdensity and transform."""
     devices = None if mesh is None else tuple(d.id for d in mesh.devices.flat)
     key = None if cache_key is None else (cache_key, config, _shapes(args), devices,
-                                          bool(jax.config.jax_enable_x64))
+                                          bool(jax.config.jax_enable_x64), batch)
+
     def build():
-        return _make_chunk_fn(make_logdensity, transform, config, mesh).lower(*args).compile()
+        return _make_chunk_fn(make_logdensity, transform, config, mesh,
+                              batch).lower(*args).compile()
     return _cached(key, build)
 
 
 def _run_phase(compiled, states, ws, data, keys, num_steps: int, k: int, start_step: int,
-               schedule, adapting: bool, keep: bool, bar, thin: int = 1):
+               schedule, adapting: bool, keep: bool, bar, thin: int = 1, lead: int = 1):
     """Run `num_steps` steps in chunks of `k`. Returns states, ws, kept draws and stats as
     lists of numpy chunks (when keep; every `thin`-th step, counted from step 0 of the
     phase), and the number of steps done (an interrupt stops early between chunks only when
-    keep is True; during warmup it propagates)."""
+    keep is True; during warmup it propagates). `lead`: the number of axes before the draw
+    axis (1: chains; 2: data sets and chains)."""
     n_chunks = math.ceil(num_steps / k) if num_steps else 0
     total = n_chunks * k
     active = np.arange(total) < num_steps
@@ -322,9 +350,9 @@ def _run_phase(compiled, states, ws, data, keys, num_steps: int, k: int, start_s
             if keep:
                 take = np.flatnonzero((t[:n_active] + 1) % thin == 0)
                 for name, value in draws.items():
-                    kept.setdefault(name, []).append(np.asarray(value)[:, take])
+                    kept.setdefault(name, []).append(np.take(np.asarray(value), take, lead))
                 for name, value in info.items():
-                    stats.setdefault(name, []).append(np.asarray(value)[:, take])
+                    stats.setdefault(name, []).append(np.take(np.asarray(value), take, lead))
             else:
                 jax.block_until_ready(ws.step_size)
             done += n_active
@@ -339,8 +367,9 @@ def _run_phase(compiled, states, ws, data, keys, num_steps: int, k: int, start_s
 
 
 def _chain_sharding(chains: int, chain_method: str = "sequential"):
-    """A sharding that spreads the chain axis over the local devices (the most of them that
-    divide the chains evenly), or None when that is one. Vectorised chains on CPU stay on
+    """A sharding that spreads the chain axis (or with a batch of data sets, the data-set
+    axis) over the local devices (the most of them that divide its length evenly), or None
+    when that is one. Vectorised chains on CPU stay on
     one device: split over CPU devices, the vmapped program of epil with a dense matrix
     (d = 66) hung with every XLA thread waiting (jaxlib 0.10), and on CPU a batch of chains
     is the slower layout anyway (`default_chain_method`)."""
@@ -358,7 +387,8 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
                   warmup_keys: Array, sample_keys: Array, num_warmup: int, num_draws: int,
                   config: SamplerConfig, *, cache_key=None, progress: bool = False,
                   chunk: int = 50, timings: dict | None = None, thin: int = 1,
-                  resume: tuple | None = None, start_step: int = 0, scale=None):
+                  resume: tuple | None = None, start_step: int = 0, scale=None,
+                  batch: str | None = None, label: str = ""):
     """Warm up and sample every chain.
 
     Args:
@@ -383,6 +413,11 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
             keys of the steps after the ones done, so it equals one longer run).
         scale: (d,) typical size of each coordinate of x (default 1): the mass matrix is
             adapted in x / scale, so that warmup does not depend on the units of the data.
+        batch: None, or "vectorized" / "sequential": B data sets at once (vmapped, or one
+            after the other in the same program): every leaf of data, x0 (B, C, d), the
+            keys (B, C) and scale (B, d) have a leading data-set axis, and so have the
+            returned draws (B, C, S, ...), stats and state; no resume, one device.
+        label: text before the progress bars' phase names (e.g. "data sets 1-64").
     When there are several devices and they divide the chains, the chains are spread over
     them (sharded along the chain axis, each device running its block of chains). With
     config.chain_method="sequential" the draws are bit-identical to one device's; with
@@ -397,20 +432,27 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
     ws_init, _, ws_final = warmup_fns(config)
     timings = {} if timings is None else timings
     timings.setdefault("compile_s", 0.0)
-    C, d = x0.shape
+    C, d = x0.shape[-2:]
+    lead = 1 if batch is None else 2
 
     t0, c0 = time.perf_counter(), compile_seconds()
-    sharding = _chain_sharding(C, config.chain_method)
+    sharding = _chain_sharding(x0.shape[0], config.chain_method if batch is None else batch)
     if sharding is not None:
         x0, warmup_keys, sample_keys = (jax.device_put(a, sharding)
                                         for a in (x0, warmup_keys, sample_keys))
-    states = _init_program(cache_key, make_logdensity, config)(x0, data)
+        if batch is not None:
+            data = jax.device_put(data, sharding)
+    states = _init_program(cache_key, make_logdensity, config, batch)(x0, data)
     initial_step = 1.0 if num_warmup else 0.1
-    scale = jnp.ones(d, x0.dtype) if scale is None else jnp.asarray(scale, x0.dtype)
-    ws = jax.vmap(lambda _: ws_init(d, initial_step, x0.dtype, scale))(jnp.arange(C))
+    scale = jnp.ones(x0.shape[:-2] + (d,), x0.dtype) if scale is None else \
+        jnp.asarray(scale, x0.dtype)
+
+    def chains_ws(scale):
+        return jax.vmap(lambda _: ws_init(d, initial_step, x0.dtype, scale))(jnp.arange(C))
+    ws = chains_ws(scale) if batch is None else jax.vmap(chains_ws)(scale)
     if resume is not None:
-        if num_warmup:
-            raise ValueError("resume: a continued run has no warmup.")
+        if num_warmup or batch is not None:
+            raise ValueError("resume: a continued run has no warmup and one data set.")
         chain_state, step_size, imm = resume
         # the saved log density and gradient, not recomputed ones: the first step then
         # starts from exactly the numbers the earlier run ended with
@@ -420,6 +462,8 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
                          inverse_mass_matrix=jnp.asarray(imm, x0.dtype))
     if sharding is not None:  # (lax.map's outputs come back replicated)
         states, ws = jax.device_put((states, ws), sharding)
+        if batch is not None:
+            scale = jax.device_put(scale, sharding)
     # a continued run uses the chunk length of the run it continues: the same compiled
     # program, so the same floating-point results
     k = chunk if resume is not None else _chunk_length(num_warmup, num_draws, chunk)
@@ -428,10 +472,10 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
     args = (states, ws, data, warmup_keys, probe, np.zeros(k, np.int32), np.zeros(k, bool),
             np.ones(k, bool), np.asarray(True))
     compiled = _compiled_chunk(cache_key, make_logdensity, transform, config, args,
-                               None if sharding is None else sharding.mesh)
+                               None if sharding is None else sharding.mesh, batch)
 
     kind = bar_kind(progress)
-    bar = make_bar(num_warmup, "warmup", kind)
+    bar = make_bar(num_warmup, label + "warmup", kind)
     try:
         schedule = np.asarray(build_schedule(num_warmup), np.int32) if num_warmup else None
         states, ws, *_ = _run_phase(compiled, states, ws, data, warmup_keys, num_warmup, k,
@@ -440,16 +484,18 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
         if bar is not None:
             bar.close()
     if num_warmup:
-        step_size, imm = jax.vmap(ws_final)(ws)  # elementwise: no rounding that depends on C
+        # elementwise: no rounding that depends on C (or B)
+        final = jax.vmap(ws_final) if batch is None else jax.vmap(jax.vmap(ws_final))
+        step_size, imm = final(ws)
         ws = ws._replace(step_size=step_size, inverse_mass_matrix=imm)
     jax.block_until_ready(ws.step_size)
     t1, c1 = time.perf_counter(), compile_seconds()
 
-    bar = make_bar(num_draws, "sampling", kind)
+    bar = make_bar(num_draws, label + "sampling", kind)
     try:
         states, ws, kept, stats, done = _run_phase(
             compiled, states, ws, data, sample_keys, num_draws, k, start_step, None, False,
-            True, bar, thin)
+            True, bar, thin, lead)
     finally:
         if bar is not None:
             bar.close()
@@ -459,6 +505,6 @@ def sample_chains(make_logdensity: Callable, transform: Callable, data, x0: Arra
     timings["chunk"] = k
     timings["devices"] = 1 if sharding is None else len(sharding.mesh.devices)
     timings["sampling_s"] = t2 - t1 - (c2 - c1)
-    draws = {name: np.concatenate(v, axis=1) for name, v in kept.items()}
-    out_stats = {name: np.concatenate(v, axis=1) for name, v in stats.items()}
+    draws = {name: np.concatenate(v, axis=lead) for name, v in kept.items()}
+    out_stats = {name: np.concatenate(v, axis=lead) for name, v in stats.items()}
     return draws, out_stats, ChainState(states, ws), done
