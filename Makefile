@@ -6,8 +6,11 @@
 #   benchmarks/run.py (all models / three small ones, 2 chains x 300 / the scaling study);
 #   extra options in BENCH_ARGS, e.g. make bench BENCH_ARGS="--models cbpp,epil"; make bench
 #   (and bench-real alone) then fits the real-data suite, benchmarks/real_data.py.
-# make sbc-families: simulation-based calibration of the families (benchmarks/sbc_families.py;
-#   options in SBC_ARGS, e.g. SBC_ARGS="--families gamma --replications 200").
+# make sbc: simulation-based calibration of every family with jaxglmm.sbc, and a check that a
+#   wrong prior scale fails (benchmarks/sbc_study.py; a report in benchmarks/results/; options
+#   in SBC_ARGS, e.g. SBC_ARGS="--families gamma --replications 200"; sbc-families: the same).
+# make bench-many: sample_many against a loop of separate sample calls (benchmarks/many_fits.py;
+#   options in MANY_ARGS); make bench runs it too.
 # make suite: copy the benchmark suite from ../shared/bench (where new material arrives; set
 #   SHARED_BENCH for another place) into benchmarks/suite, which the tests and benchmarks read.
 # The interpreter for the virtual environments: Python >= 3.12 (ArviZ 1.x needs it), found by
@@ -27,9 +30,10 @@ endef
 
 BENCH_ARGS ?=
 SBC_ARGS ?=
+MANY_ARGS ?=
 SHARED_BENCH ?= ../shared/bench
 
-.PHONY: demo test test-fast test-formulae-0.6 check-coinstall install bench bench-quick bench-real bench-scaling sbc-families suite clean
+.PHONY: demo test test-fast test-formulae-0.6 check-coinstall install bench bench-quick bench-real bench-scaling bench-many sbc sbc-families suite clean
 
 $(VENV)/.installed: pyproject.toml
 	$(call make_venv,$(VENV))
@@ -72,9 +76,13 @@ test-fast: $(VENV)/.test-installed
 bench: $(VENV)/.bench-installed
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 	$(PY) benchmarks/real_data.py
+	$(PY) benchmarks/many_fits.py $(MANY_ARGS)
 
-sbc-families: $(VENV)/.bench-installed
-	$(PY) benchmarks/sbc_families.py $(SBC_ARGS)
+bench-many: $(VENV)/.bench-installed
+	$(PY) benchmarks/many_fits.py $(MANY_ARGS)
+
+sbc sbc-families: $(VENV)/.bench-installed
+	$(PY) benchmarks/sbc_study.py $(SBC_ARGS)
 
 bench-real: $(VENV)/.bench-installed
 	$(PY) benchmarks/real_data.py

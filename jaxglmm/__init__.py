@@ -17,6 +17,7 @@ from .priors import (LKJ, Beta, Flat, Gamma, HalfNormal, HalfStudentT, Normal,  
                      Priors, Wishart)
 from .problem import Problem  # noqa: E402
 from .results import Fit, SamplingWarning  # noqa: E402
+from .sbc import SBCResult, sbc  # noqa: E402
 from .loading import load  # noqa: E402
 
 from .version import __version__  # noqa: E402,F401
@@ -27,5 +28,6 @@ __all__ = [
     "Gaussian", "Bernoulli", "Binomial", "Poisson", "NegBinomial", "GammaFamily", "BetaFamily",
     "Student", "ZeroInflatedPoisson", "ZeroInflatedNegBinomial", "FAMILIES",
     "make_family", "SamplingWarning", "FitBatch", "batch_models",
+    "sbc", "SBCResult",
     "Problem", "datasets", "load",
 ]

@@ -296,44 +296,87 @@ def log_prior_b(position: dict, psi: Psi, b, spec: ModelSpec) -> Array:
                if b_k is not None)
 
 
-def _log_prior_term(t: TermPsi, term: TermSpec) -> Array:
-    """log p(mu_free) + log p(Omega | gamma) p(gamma) of one term, ()."""
-    pri = term.priors
+def hyperparameters(spec: ModelSpec) -> dict:
+    """The numbers of psi's priors by name, floats or tuples (one per element):
+    beta.loc, beta.scale (p,); tau.shape and tau.rate, or tau.shape, d.shape and d.rate with
+    a random d; the family's sampled parameters (nu.shape, nu.rate; zi.a, zi.b); per term
+    (names carry the term's key, "mu|g.loc" with several terms) mu.loc, mu.scale (free
+    columns), and omega.df with omega.gamma (q,) or gamma.shape, gamma.rate (q,) for a
+    random gamma, or for an LKJ prior lkj.eta, sd.scale (q,) and sd.df (half-t)."""
+    pri = spec.priors
+    h = {}
+    if pri.beta is not None:
+        h["beta.loc"], h["beta.scale"] = pri.beta
+    if pri.tau is not None:
+        h["tau.shape"] = pri.tau[0]
+        if pri.random_d:
+            h["d.shape"], h["d.rate"] = pri.tau[1]
+        else:
+            h["tau.rate"] = pri.tau[1]
+    for param in spec.family.sampled_parameters:
+        for name, value in param.hyperparameters().items():
+            h[f"{param.name}.{name}"] = value
+    for term in spec.terms:
+        tp, key = term.priors, term.key
+        if tp.mu is not None and term.mu_free:
+            h[f"mu{key}.loc"], h[f"mu{key}.scale"] = tp.mu
+        if tp.lkj is not None:
+            eta, df, scales = tp.lkj
+            h[f"lkj{key}.eta"], h[f"sd{key}.scale"] = eta, scales
+            if df is not None:
+                h[f"sd{key}.df"] = df
+            continue
+        h[f"omega{key}.df"] = tp.omega_df
+        if tp.random_gamma:
+            h[f"gamma{key}.shape"], h[f"gamma{key}.rate"] = tp.gamma
+        else:
+            h[f"omega{key}.gamma"] = tp.gamma
+    return h
+
+
+def _log_prior_term(t: TermPsi, term: TermSpec, h: dict) -> Array:
+    """log p(mu_free) + log p(Omega | gamma) p(gamma) of one term, () (`h`: the
+    hyperparameters, as `hyperparameters` names them)."""
+    pri, key = term.priors, term.key
     total = jnp.zeros((), t.mu.dtype)
     if pri.mu is not None and term.mu_free:
         mu = t.mu[jnp.asarray(term.mu_free)]
-        total += jnp.sum(normal_logpdf(mu, jnp.asarray(pri.mu[0]), jnp.asarray(pri.mu[1])))
+        total += jnp.sum(normal_logpdf(mu, jnp.asarray(h[f"mu{key}.loc"]),
+                                       jnp.asarray(h[f"mu{key}.scale"])))
     if pri.lkj is not None:  # sd_j ~ half-t or half-normal, R ~ LKJ(eta) through L_R
-        eta, df, scales = pri.lkj
         sd = jnp.sqrt(jnp.sum(t.chol**2, axis=1))
-        scales = jnp.asarray(scales, sd.dtype)
-        total += jnp.sum(half_normal_logpdf(sd, scales) if df is None
-                         else half_student_t_logpdf(sd, df, scales))
-        return total + lkj_cholesky_logpdf(t.chol / sd[:, None], eta)
-    total += wishart_logpdf_parts(t.logdet_omega, t.diag_omega, pri.omega_df, t.gamma)
+        scales = jnp.asarray(h[f"sd{key}.scale"], sd.dtype)
+        total += jnp.sum(half_normal_logpdf(sd, scales) if pri.lkj[1] is None
+                         else half_student_t_logpdf(sd, h[f"sd{key}.df"], scales))
+        return total + lkj_cholesky_logpdf(t.chol / sd[:, None], h[f"lkj{key}.eta"])
+    gamma = t.gamma if pri.random_gamma else jnp.asarray(h[f"omega{key}.gamma"], t.gamma.dtype)
+    total += wishart_logpdf_parts(t.logdet_omega, t.diag_omega, h[f"omega{key}.df"], gamma)
     if pri.random_gamma:
-        g, h = pri.gamma
-        total += jnp.sum(gamma_logpdf(t.gamma, jnp.asarray(g), jnp.asarray(h)))
+        total += jnp.sum(gamma_logpdf(t.gamma, jnp.asarray(h[f"gamma{key}.shape"]),
+                                      jnp.asarray(h[f"gamma{key}.rate"])))
     return total
 
 
-def log_prior_psi(psi: Psi, spec: ModelSpec) -> Array:
+def log_prior_psi(psi: Psi, spec: ModelSpec, hyper: dict | None = None) -> Array:
     """log p(beta) + log p(tau | d) p(d) + log p(the family's sampled parameters) + sum over
-    terms of log p(mu) + log p(Omega | gamma) p(gamma), ()."""
+    terms of log p(mu) + log p(Omega | gamma) p(gamma), (); `hyper` replaces the priors'
+    numbers (`hyperparameters`' names; default: the spec's)."""
     priors = spec.priors
+    h = hyperparameters(spec) if hyper is None else hyper
     total = jnp.zeros((), psi.tau.dtype)
     if priors.beta is not None:
-        total += jnp.sum(normal_logpdf(psi.beta, jnp.asarray(priors.beta[0]),
-                                       jnp.asarray(priors.beta[1])))
+        total += jnp.sum(normal_logpdf(psi.beta, jnp.asarray(h["beta.loc"]),
+                                       jnp.asarray(h["beta.scale"])))
     if priors.tau is not None:
-        total += gamma_logpdf(psi.tau, priors.tau[0], psi.d)
+        total += gamma_logpdf(psi.tau, h["tau.shape"],
+                              psi.d if priors.random_d else h["tau.rate"])
         if priors.random_d:
-            g, h = priors.tau[1]
-            total += gamma_logpdf(psi.d, g, h)
+            total += gamma_logpdf(psi.d, h["d.shape"], h["d.rate"])
     for param in spec.family.sampled_parameters:
-        total += param.log_prior(psi.extra[param.name])
+        total += param.log_prior(psi.extra[param.name], {
+            name: h[f"{param.name}.{name}"] for name in param.hyperparameters()})
     for t, term in zip(psi.terms, spec.terms):
-        total += _log_prior_term(t, term)
+        total += _log_prior_term(t, term, h)
     return total
 
 

@@ -110,17 +110,28 @@ class FamilyParameter:
         u = (value - self.lower) / (self.upper - self.lower)
         return xp.log(u) - xp.log1p(-u)
 
-    def log_prior(self, value: Array) -> Array:
-        """log p(value), normalised on the support (a Gamma truncated to value > lower is
-        divided by P(value > lower)), ()."""
+    def hyperparameters(self) -> dict:
+        """The prior's numbers by name: {"shape", "rate"} of a Gamma, {"a", "b"} of a Beta;
+        {} when the parameter is fixed."""
         pri = self.prior
         if isinstance(pri, Gamma):
-            out = gamma_logpdf(value, pri.shape, pri.rate)
+            return {"shape": float(pri.shape), "rate": float(pri.rate)}
+        if isinstance(pri, Beta):
+            return {"a": float(pri.a), "b": float(pri.b)}
+        return {}
+
+    def log_prior(self, value: Array, hyper: dict | None = None) -> Array:
+        """log p(value), normalised on the support (a Gamma truncated to value > lower is
+        divided by P(value > lower)), (); `hyper` replaces the prior's numbers (the keys of
+        `hyperparameters`, e.g. for derivatives with respect to them)."""
+        h = self.hyperparameters() if hyper is None else hyper
+        if isinstance(self.prior, Gamma):
+            out = gamma_logpdf(value, h["shape"], h["rate"])
             if self.lower > 0:
-                out = out - jnp.log(gammaincc(pri.shape, pri.rate * self.lower))
+                out = out - jnp.log(gammaincc(h["shape"], h["rate"] * self.lower))
             return out
         width = self.upper - self.lower
-        return beta_logpdf((value - self.lower) / width, pri.a, pri.b) - np.log(width)
+        return beta_logpdf((value - self.lower) / width, h["a"], h["b"]) - np.log(width)
 
     def draw(self, key: Array, dtype) -> Array:
         """One draw from the prior, () of dtype: a truncated Gamma by rejection (exact; the

@@ -8,7 +8,7 @@ from .family_registry import make_family
 from .fitting import (collapsed_terms, constrain, initial_points, initial_position,
                       initial_positions, problem, sample)
 from .formula import parse_formula
-from .many import FitBatch, batch_models, sample_many
+from .many import FitBatch, sample_many
 from .model import Model, build_model
 from .prior_predictive import sample_prior
 from .priors import Priors

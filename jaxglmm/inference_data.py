@@ -24,6 +24,7 @@ import numpy as np
 
 from .density import linear_predictor, weighted
 from .keys import as_key
+from .sensitivity import log_prior_draws
 
 # axes of each natural-scale quantity after (chain, draw), by kind:
 #   "x": fixed-effect columns, "z"/"z2": random-effect columns (rows/columns of a q x q
@@ -246,7 +247,7 @@ PRIOR_GROUPS = ("prior", "prior_predictive")
 
 
 def to_inference_data(fit, posterior_predictive: bool = False, include_b: bool = True, *,
-                      log_likelihood: bool = True, seed=0, prior=None):
+                      log_likelihood: bool = True, seed=0, prior=None, log_prior: bool = False):
     """The fit as ArviZ 1.x data: an `xarray.DataTree` with one child per group.
 
     Args:
@@ -257,10 +258,13 @@ def to_inference_data(fit, posterior_predictive: bool = False, include_b: bool =
         log_likelihood: add the pointwise log likelihood (C, S, n_obs) (for az.loo).
         prior: the DataTree `GLMM.sample_prior` returns: its prior and prior_predictive
             groups are added (for az.plot_prior_posterior, prior sensitivity).
+        log_prior: add log p(psi | h) per draw, (C, S) as variable "psi" of a log_prior
+            group (`jaxglmm.sensitivity.log_prior_draws`): what arviz-stats' power-scaling
+            diagnostics (`psense`, `psense_summary`) read.
     Returns:
         DataTree with groups posterior, sample_stats, observed_data and, as asked,
-        log_likelihood, posterior_predictive, prior and prior_predictive; the response is
-        named by `response_name`.
+        log_likelihood, posterior_predictive, prior, prior_predictive and log_prior; the
+        response is named by `response_name`.
     Raises:
         ValueError: `prior` holds neither a prior nor a prior_predictive group.
     """
@@ -281,6 +285,8 @@ def to_inference_data(fit, posterior_predictive: bool = False, include_b: bool =
             {y_name: posterior_predictive_draws(fit, seed)}, obs_dims, {})
     if prior is not None:
         groups.update(_prior_groups(prior))
+    if log_prior:
+        groups["log_prior"] = named_dataset({"psi": log_prior_draws(fit)}, {}, {})
     return data_tree(groups)
 
 

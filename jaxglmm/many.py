@@ -50,21 +50,29 @@ def fixed_priors(model: Model):
     return replace(model.priors, defaults=())
 
 
-def _response_models(model: Model, ys) -> list[Model]:
+def response_problem(model: Model, y) -> str | None:
+    """Why `y` cannot be a response at `model`'s design (its length, a value that is not
+    finite or outside the family's support, with the first bad row), or None."""
     n = model.arrays.y.shape[0]
     family = model.spec.family
+    y = np.asarray(y, dtype=float)
+    if y.shape != (n,):
+        return f"a response needs the model's {n} observations, got shape {y.shape}."
+    try:
+        check_finite(y, "y")
+        family.check_response(y, model.arrays.trials if family.has_trials else None)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def _response_models(model: Model, ys) -> list[Model]:
     out = []
     for k, y in enumerate(ys):
-        name = f"datasets[{k}]"
+        problem = response_problem(model, y)
+        if problem is not None:
+            raise ValueError(f"datasets[{k}]: {problem}")
         y = np.array(y, dtype=float, copy=True)
-        if y.shape != (n,):
-            raise ValueError(f"{name}: a response needs the model's {n} observations, got "
-                             f"shape {y.shape}.")
-        try:
-            check_finite(y, name)
-            family.check_response(y, model.arrays.trials if family.has_trials else None)
-        except ValueError as err:
-            raise ValueError(f"{name}: {err}") from None
         arrays = replace(model.arrays, y=y)
         design = model.design
         if design is not None:

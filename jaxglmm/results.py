@@ -16,6 +16,7 @@ from .model import Model
 from .predict import predict
 from .priors import default_priors
 from .sampling import ChainEnd
+from .sensitivity import prior_sensitivity
 from .storage import save
 
 SUMMARY_COLUMNS = ["mean", "sd", "5%", "50%", "95%", "mcse_mean", "ess_bulk", "ess_tail",
@@ -247,6 +248,25 @@ class Fit:
         """
         return predict(self, newdata, kind, groups, summary, seed)
 
+    def prior_sensitivity(self, quantities=None) -> pd.DataFrame:
+        """How each posterior mean moves with each hyperparameter of psi's prior, from these
+        draws (no refit): d E[f | y] / d h = Cov(f, d log p(psi | h) / d h), with its MCSE
+        and the elasticity h d E[f] / d h, per (hyperparameter, quantity). See
+        `jaxglmm.sensitivity.prior_sensitivity`."""
+        return prior_sensitivity(self, quantities)
+
+    def power_scaling(self, **kwargs) -> pd.DataFrame:
+        """Power-scaling sensitivity of the prior and the likelihood (Kallioinen et al. 2024,
+        priorsense): arviz-stats' `psense_summary` of `to_arviz(log_prior=True)` without b
+        (kwargs go to it, e.g. var_names, threshold); constant quantities (the diagonal of
+        corr) are left out. "prior-data conflict" or "strong prior / weak likelihood" in
+        its diagnosis column flag a prior that matters."""
+        from arviz_stats import psense_summary
+        with warnings.catch_warnings():  # constants (corr's diagonal): 0 / 0, dropped below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            table = psense_summary(self.to_arviz(include_b=False, log_prior=True), **kwargs)
+        return table.dropna(how="all", subset=["prior", "likelihood"])
+
     # --------------------------------------------------------------- ArviZ, plots, saving
 
     def posterior_dims(self) -> dict:
@@ -255,14 +275,15 @@ class Fit:
         return posterior_dims(self)
 
     def to_arviz(self, posterior_predictive: bool = False, include_b: bool = True, *,
-                 log_likelihood: bool = True, seed=0, prior=None):
+                 log_likelihood: bool = True, seed=0, prior=None, log_prior: bool = False):
         """The fit as ArviZ 1.x data, an `xarray.DataTree` with groups posterior (named
         dims), sample_stats, observed_data, log_likelihood (C, S, n_obs) and, on request,
         posterior_predictive (C, S, n_obs) drawn with keys from `seed`, and the prior and
         prior_predictive groups of `prior=GLMM.sample_prior(...)`. See
         `jaxglmm.inference_data.to_inference_data`."""
         return to_inference_data(self, posterior_predictive, include_b,
-                                 log_likelihood=log_likelihood, seed=seed, prior=prior)
+                                 log_likelihood=log_likelihood, seed=seed, prior=prior,
+                                 log_prior=log_prior)
 
     def plot_trace(self, var_names=None, **kwargs):
         """arviz.plot_trace_dist (draws and marginal densities) of the posterior (b only
