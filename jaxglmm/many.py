@@ -165,7 +165,7 @@ def _seeds(seed, B: int) -> list:
     return seeds
 
 
-def _padded(data: ModelData, n: int) -> ModelData:
+def padded_data(data: ModelData, n: int) -> ModelData:
     """`data` with rows appended up to n observations: copies of row 0 of weight 0 (and a
     weights array even when none are appended)."""
     extra = n - data.y.shape[0]
@@ -213,7 +213,7 @@ def _run_batch(models, ready, members, draws: int, method: str, progress: bool,
 
     def problem(k, pad: bool):
         data = models[k].model_data()
-        return build_problem(models[k].spec, _padded(data, n) if pad else data, layout,
+        return build_problem(models[k].spec, padded_data(data, n) if pad else data, layout,
                              ready[k].basis[1], settings.method, ready[k].template,
                              settings.keep_b)
     problems = [problem(k, False) for k in index]

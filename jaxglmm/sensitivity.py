@@ -29,7 +29,7 @@ HYPER_LABELS = {"loc": "mean", "scale": "sd", "shape": "shape", "rate": "rate",
                 "a": "Beta a", "b": "Beta b"}
 
 
-def _psi_of_draws(draws: dict, spec, h: dict) -> Psi:
+def psi_of_draws(draws: dict, spec, h: dict) -> Psi:
     """Psi at every draw (leading dims (C, S)) from a fit's natural-scale draws."""
     lead = np.shape(draws["sd" + spec.terms[0].key])[:2]
     one = jnp.ones(lead)
@@ -69,7 +69,7 @@ def log_prior_draws(fit) -> np.ndarray:
     spec = fit.model.spec
     with jax.enable_x64(True):
         h = hyperparameters(spec)
-        psi = _psi_of_draws(fit.draws, spec, h)
+        psi = psi_of_draws(fit.draws, spec, h)
         return np.asarray(_per_draw(lambda p: log_prior_psi(p, spec), psi))
 
 
@@ -82,7 +82,7 @@ def scores(fit) -> dict:
     spec = fit.model.spec
     with jax.enable_x64(True):
         h = _as_arrays(hyperparameters(spec))
-        psi = _psi_of_draws(fit.draws, spec, h)
+        psi = psi_of_draws(fit.draws, spec, h)
         grad = jax.grad(lambda hh, p: log_prior_psi(p, spec, hh))
         out = _per_draw(lambda p: grad(h, p), psi)
         return {k: np.asarray(v) for k, v in out.items()}

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import jaxglmm
-from jaxglmm.many import _padded
+from jaxglmm.many import padded_data
 
 FORMULA = "y ~ w + x + (1 + x | g)"
 RUN = dict(chains=2, warmup=60, draws=30)
@@ -103,7 +103,7 @@ def test_padded_rows_add_exactly_nothing():
         with jax.enable_x64(True):
             problem = model.problem("joint", model.initial_position(0))
             data, basis_shift = problem.data
-            padded = (_padded(data, data.y.shape[0] + 7), basis_shift)
+            padded = (padded_data(data, data.y.shape[0] + 7), basis_shift)
             assert padded[0].weights.shape == (data.y.shape[0] + 7,)
             for seed in range(3):
                 x = jnp.asarray(jax.flatten_util.ravel_pytree(model.initial_position(seed))[0])

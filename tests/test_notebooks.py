@@ -42,9 +42,10 @@ def kernel_dirs(tmp_path_factory) -> list[str]:
 
 
 def test_there_is_a_notebook_per_worked_example():
-    # six worked examples of the course notes and the lesson of its "vague" Wishart prior
+    # six worked examples of the course notes, the lesson of its "vague" Wishart prior and the
+    # sampling experiments
     names = [p.stem for p in NOTEBOOKS]
-    assert len(names) == 7, names
+    assert len(names) == 8, names
 
 
 def test_notebooks_are_valid_and_committed_without_outputs():

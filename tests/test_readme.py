@@ -32,3 +32,5 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
     assert fit.draws["mu"].shape == (4, 500, 2)
     assert set(namespace["natural"]) >= {"mu", "D", "b", "sigma", "tau", "sd", "corr"}
     assert namespace["state"].position.keys() == namespace["position"].keys()
+    assert len(namespace["batch"]) == 16 and namespace["batch"][3].draws["mu"].shape == (2, 300, 2)
+    assert namespace["result"].ranks.shape[0] == 20

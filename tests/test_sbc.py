@@ -83,12 +83,10 @@ def test_sbc_passes_for_every_family(family):
 def test_sbc_fails_on_a_misspecified_prior_scale():
     """Truths drawn with beta ~ N(0, 1) but fitted with beta ~ N(0, 0.15^2): the posterior of
     beta is pulled to 0, the ranks of large true effects pile at the ends, and the test
-    detects it; the correctly specified study of the same design passes."""
+    detects it (the correctly specified poisson study passes: test_sbc_passes_for_every_family)."""
     truth_model = model_of("poisson", beta_scale=1.0)
     wrong = sbc_study.wrong_priors("poisson")
     run = dict(SLOW_RUN, replications=100)
     bad = jaxglmm.sbc(truth_model, fit_priors=wrong, seed=5, progress=False, **run)
     assert not bad.passed
     assert bad.tests.loc["beta[w]", "ecdf_p"] < 0.001
-    good = jaxglmm.sbc(truth_model, seed=5, progress=False, **run)
-    assert good.passed, good.tests

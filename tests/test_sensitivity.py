@@ -12,7 +12,7 @@ import scipy.stats
 
 import jaxglmm
 from jaxglmm.density import hyperparameters, log_prior_psi
-from jaxglmm.sensitivity import _psi_of_draws, log_prior_draws, scores
+from jaxglmm.sensitivity import psi_of_draws, log_prior_draws, scores
 
 PRIOR = dict(m0=1500.0, s0=60.0, c=2.0, d=2.0 * 2500.0, nu=3.0, gamma=3.0 * 1600.0)
 
@@ -85,7 +85,7 @@ def test_hyperparameter_density_equals_the_spec_and_scipy(dyestuff_fit):
                       "omega.gamma"}
     draws = {k: v[:1, :5] for k, v in dyestuff_fit.draws.items()}
     with jax.enable_x64(True):
-        psi = _psi_of_draws(draws, spec, h)
+        psi = psi_of_draws(draws, spec, h)
         lp = jax.vmap(jax.vmap(lambda p: log_prior_psi(p, spec)))(psi)
     mu, tau = draws["mu"][..., 0], draws["tau"]
     omega = 1.0 / draws["D"][..., 0, 0]
@@ -106,7 +106,7 @@ def test_scores_against_finite_differences(dyestuff_fit):
     s = scores(fit)
     with jax.enable_x64(True):
         h0 = {k: jnp.asarray(v, jnp.float64) for k, v in hyperparameters(spec).items()}
-        psi = _psi_of_draws(draws, spec, h0)
+        psi = psi_of_draws(draws, spec, h0)
         for name, value in h0.items():
             eps = 1e-6 * max(1.0, float(jnp.max(jnp.abs(value))))
 
@@ -151,3 +151,40 @@ def test_power_scaling_through_arviz_stats(dyestuff_fit):
 def test_unknown_quantity_is_named(dyestuff_fit):
     with pytest.raises(ValueError, match=r"quantities: 'beta\[x\]' are not in the fit"):
         dyestuff_fit.prior_sensitivity(["beta[x]"])
+
+
+def _sleepstudy(nu: float, gamma_intercept: float):
+    sleep = jaxglmm.datasets.load_sleepstudy()
+    base = jaxglmm.GLMM("Reaction ~ Days + (Days | Subject)", sleep)
+    gamma = np.asarray(base.priors.omega.scale_inv_diag, float).copy()
+    gamma[0] = gamma_intercept
+    priors = jaxglmm.Priors(beta=base.priors.beta, mu=base.priors.mu, tau=base.priors.tau,
+                            omega=jaxglmm.Wishart(nu, tuple(gamma)))
+    return jaxglmm.GLMM("Reaction ~ Days + (Days | Subject)", sleep, priors=priors), base
+
+
+@pytest.mark.slow
+def test_sensitivity_equals_refit_differences_on_sleepstudy():
+    """sleepstudy under its default priors: d E[sd] / d nu and d E[sd] / d gamma_Intercept
+    from one fit against central differences of refits (nu +- 0.5, gamma +- 30%), within
+    4 combined MCSEs; the derivatives are large enough (> 5 MCSE) that a wrong one fails."""
+    run = dict(chains=4, warmup=1000, draws=5000, seed=4, progress=False)
+    _, base = _sleepstudy(2.0, 1.0)
+    nu = float(base.priors.omega.df)
+    g0 = float(base.priors.omega.scale_inv_diag[0])
+    fit = base.sample(**run)
+    names = ["sd[Intercept]", "sd[Days]"]
+    table = fit.prior_sensitivity(names)
+    cases = {"omega.df": (0.5, lambda s: _sleepstudy(nu + s, g0)[0]),
+             "omega.gamma[Intercept]": (0.3 * g0, lambda s: _sleepstudy(nu, g0 + s)[0])}
+    for hyper, (step, make) in cases.items():
+        up, down = make(step).sample(**run), make(-step).sample(**run)
+        for q in names:
+            fu, fd = up.summary(warn=False).loc[q], down.summary(warn=False).loc[q]
+            refit = (fu["mean"] - fd["mean"]) / (2 * step)
+            refit_mcse = np.hypot(fu["mcse_mean"], fd["mcse_mean"]) / (2 * step)
+            row = table.loc[(hyper, q)]
+            z = (row["derivative"] - refit) / np.hypot(row["mcse"], refit_mcse)
+            assert abs(z) < 4.0, (hyper, q, row["derivative"], refit, z)
+        key = (hyper, "sd[Intercept]")
+        assert abs(table.loc[key, "derivative"]) > 5 * table.loc[key, "mcse"]
