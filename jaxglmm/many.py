@@ -37,7 +37,7 @@ from .model import Model, build_model, centred_option
 from .problem import build_problem
 from .results import Fit
 from .sampling import (chain_end, compile_seconds, default_chain_method, sample_chains,
-                       use_persistent_cache)
+                       tree_shapes, use_persistent_cache)
 
 BATCH_METHODS = ("auto", "vectorized", "sequential")
 
@@ -179,11 +179,6 @@ def padded_data(data: ModelData, n: int) -> ModelData:
                          terms=tuple((pad(Z), pad(c)) for Z, c in data.terms))
 
 
-def _shapes(tree) -> tuple:
-    leaves, treedef = jax.tree.flatten(tree)
-    return (treedef, tuple(np.shape(x) for x in leaves))
-
-
 def _group_key(model: Model, ready: Prepared) -> tuple:
     layout, shift = ready.basis
     return (cache_key(model, ready.settings, layout), replace(ready.settings, seed=None),
@@ -219,7 +214,7 @@ def _run_batch(models, ready, members, draws: int, method: str, progress: bool,
     problems = [problem(k, False) for k in index]
     # padded only where the sampler's data differ in shape (the collapsed sampler's
     # sufficient statistics do not depend on the number of observations)
-    padded = len({_shapes(p.data) for p in problems}) > 1
+    padded = len({tree_shapes(p.data) for p in problems}) > 1
     if padded:
         problems = [problem(k, True) for k in index]
     scales = [sampler_scale(models[k], ready[k].template) for k in index]

@@ -300,7 +300,9 @@ def _init_program(cache_key, make_logdensity: Callable, config: SamplerConfig,
     return _cached(key, build)
 
 
-def _shapes(tree) -> tuple:
+def tree_shapes(tree) -> tuple:
+    """(tree structure, ((shape, dtype), ...) of the leaves): what a compiled program of
+    `tree` depends on."""
     leaves, treedef = jax.tree.flatten(tree)
     return (treedef, tuple((np.shape(x), jnp.result_type(x)) for x in leaves))
 
@@ -310,7 +312,7 @@ def _compiled_chunk(cache_key, make_logdensity, transform, config, args, mesh=No
     """The compiled chunk for `args`, from the cache or compiled now. `cache_key` must
     determine make_logdensity and transform."""
     devices = None if mesh is None else tuple(d.id for d in mesh.devices.flat)
-    key = None if cache_key is None else (cache_key, config, _shapes(args), devices,
+    key = None if cache_key is None else (cache_key, config, tree_shapes(args), devices,
                                           bool(jax.config.jax_enable_x64), batch)
 
     def build():
