@@ -51,13 +51,17 @@ def _null_cdf(z: np.ndarray, L: int) -> np.ndarray:
     return np.floor(z * (L + 1) + 1e-9) / (L + 1)
 
 
+def _counts(ranks: np.ndarray, L: int, z: np.ndarray) -> np.ndarray:
+    """n times the ECDF of (rank + 1) / (L + 1) at z, for ranks (..., n): (..., K-1)."""
+    return np.sum((ranks[..., None] + 1.0) / (L + 1) <= z + 1e-12, axis=-2)
+
+
 def _min_tail(ranks: np.ndarray, L: int, z: np.ndarray) -> np.ndarray:
     """For ranks (..., n): the smallest two-sided pointwise binomial tail probability of the
     ECDF of (rank + 1) / (L + 1) over z, (...)."""
     n = ranks.shape[-1]
     p = _null_cdf(z, L)
-    frac = (ranks[..., None] + 1.0) / (L + 1)
-    counts = np.sum(frac <= z + 1e-12, axis=-2)  # (..., K-1)
+    counts = _counts(ranks, L, z)
     lower = scipy.stats.binom.cdf(counts, n, p)
     upper = scipy.stats.binom.sf(counts - 1, n, p)
     return np.min(np.minimum(1.0, 2.0 * np.minimum(lower, upper)), axis=-1)
@@ -85,7 +89,7 @@ def ecdf_test(ranks, L: int, alpha: float = 0.01, K: int | None = None,
     observed = float(_min_tail(ranks, L, z))
     gamma = float(np.quantile(null, alpha))
     p = _null_cdf(z, L)
-    counts = np.sum(((ranks[:, None] + 1.0) / (L + 1)) <= z + 1e-12, axis=0)
+    counts = _counts(ranks, L, z)
     lower = scipy.stats.binom.ppf(gamma / 2, n, p) / n - p
     upper = scipy.stats.binom.ppf(1 - gamma / 2, n, p) / n - p
     return {"p_value": float((np.sum(null <= observed) + 1) / (simulations + 1)),
